@@ -1,0 +1,179 @@
+"""``moebot``: one command with a subcommand per job (import, train, sample, evaluate, run)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bot.config import Config, ConfigError, load_config
+
+
+def cmd_import(args: argparse.Namespace, cfg: Config) -> int:
+    import migrations
+    from training.importer import import_folder
+
+    folder = Path(args.path)
+    if not folder.is_dir():
+        print(f"moebot import: {folder} is not a folder", file=sys.stderr)
+        return 2
+    conn = migrations.connect(cfg.database)
+    try:
+        report = import_folder(conn, cfg.storage.data_dir, folder, progress=not args.quiet)
+    finally:
+        conn.close()
+    print(report.summary())
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
+    import dataclasses
+    import json
+
+    from training.train_acgan import TrainOptions, training_loop
+
+    if args.model == "tagger":
+        return cmd_train_tagger(args, cfg)
+
+    run_dir = Path(args.run)
+    if args.resume and (run_dir / "options.json").exists():
+        saved = json.loads((run_dir / "options.json").read_text())
+        opts = TrainOptions(**{**saved, "steps": args.steps, "minutes": args.minutes})
+    else:
+        given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainOptions)
+                 if getattr(args, f.name, None) is not None}
+        opts = TrainOptions(**{**given, "data": str(args.data or cfg.storage.data_dir), "run": str(run_dir)})
+    if opts.steps is None and opts.minutes is None:
+        print("moebot train: give --steps N or --minutes M", file=sys.stderr)
+        return 2
+    try:
+        out = training_loop(opts, resume=args.resume, progress=not args.quiet)
+    except (FileExistsError, ValueError, FloatingPointError) as e:
+        print(f"moebot train: {e}", file=sys.stderr)
+        return 1
+    print(f"generator weights: {out}")
+    return 0
+
+
+def cmd_train_tagger(args: argparse.Namespace, cfg: Config) -> int:
+    from training.train_tagger import TaggerOptions, train_tagger
+
+    opts = TaggerOptions(data=str(args.data or cfg.storage.data_dir), run=args.run,
+                         **({"epochs": args.epochs} if args.epochs else {}),
+                         **({"threads": args.threads} if args.threads else {}))
+    try:
+        out = train_tagger(opts, progress=not args.quiet)
+    except (FileExistsError, ValueError) as e:
+        print(f"moebot train: {e}", file=sys.stderr)
+        return 1
+    print(f"tagger weights: {out}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace, cfg: Config) -> int:
+    from generator import sample_files
+    from generator.sampler import FaceSampler
+
+    out = Path(args.out)
+    try:
+        sampler = FaceSampler.load(args.weights or cfg.generator.weights or None, cfg.generator.device)
+        if args.mode:
+            path = sample_files.write_mode(sampler, out, args.mode, args.hair, args.eye, args.n, args.seed,
+                                           args.size, args.hair2, args.eye2, args.seed2, args.frames)
+            print(f"wrote {path} (model {sampler.version})")
+            return 0
+        if args.per_tag:
+            count = sample_files.write_per_tag(sampler, out, args.per_tag, args.seed, args.size)
+        else:
+            count = sample_files.write_faces(sampler, out, args.hair, args.eye, args.n, args.seed, args.size)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"moebot sample: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {count} faces to {out} (model {sampler.version})")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, cfg: Config) -> int:
+    import json
+
+    from training.evaluate import evaluate_weights
+
+    try:
+        result = evaluate_weights(args.weights or cfg.generator.weights or None, args.data or cfg.storage.data_dir,
+                                  tagger_path=args.tagger, seed=args.seed, fid_too=args.fid)
+    except (ValueError, ImportError) as e:
+        print(f"moebot evaluate: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2) if args.json else result.pop("_table"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="moebot", description=__doc__)
+    p.add_argument("--config", help="path to bot.toml (default: ./bot.toml if present)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    imp = sub.add_parser("import", help="import a folder of face images (tags.csv, tags.pickle or untagged)")
+    imp.add_argument("path")
+    imp.add_argument("--quiet", action="store_true", help="no progress bar")
+    imp.set_defaults(func=cmd_import)
+
+    train = sub.add_parser("train", help="train a model in a run folder (resumable)")
+    train.add_argument("model", choices=["acgan", "tagger"])
+    train.add_argument("--data", help="data directory with imported faces (default: [storage] data_dir)")
+    train.add_argument("--run", required=True, help="run folder: options, stats, grids, snapshots")
+    budget = train.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=int, help="train this many steps in total")
+    budget.add_argument("--minutes", type=float, help="train this many minutes in total")
+    train.add_argument("--resume", action="store_true", help="continue the run in --run from its snapshot")
+    train.add_argument("--preset", choices=["default", "seed-acgan"])
+    train.add_argument("--batch", type=int)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--device", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    train.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    train.add_argument("--clock", choices=["wall", "cpu"], help="count --minutes as wall or process CPU time")
+    train.add_argument("--snapshot-every", dest="snapshot_every", type=int)
+    train.add_argument("--sample-every", dest="sample_every", type=int)
+    train.add_argument("--epochs", type=int, help="tagger: passes over the train split")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
+
+    sample = sub.add_parser("sample", help="draw faces, per-tag sets, ACGAN grids or a morph GIF")
+    sample.add_argument("--hair", help="hair colour (default: random per face)")
+    sample.add_argument("--eye", help="eye colour (default: random per face)")
+    sample.add_argument("-n", type=int, default=16, help="number of faces (or grid side for fix-hair-eye)")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--out", required=True, help="output folder (or .gif/.png file for modes)")
+    sample.add_argument("--weights", help="generator weights (default: the bundled ones)")
+    sample.add_argument("--size", type=int, choices=[64, 128, 256], default=64, help="display size of each face")
+    sample.add_argument("--per-tag", dest="per_tag", type=int, help="N faces for each of the 120 tag pairs")
+    sample.add_argument("--mode", choices=["fix-noise", "change-hair", "change-eye", "fix-hair-eye", "interpolate"])
+    sample.add_argument("--hair2", help="interpolate: end hair colour")
+    sample.add_argument("--eye2", help="interpolate: end eye colour")
+    sample.add_argument("--seed2", type=int, help="interpolate: end seed (default seed+1)")
+    sample.add_argument("--frames", type=int, default=24, help="interpolate: GIF frames")
+    sample.set_defaults(func=cmd_sample)
+
+    ev = sub.add_parser("evaluate", help="judge a generator with the evaluation classifier")
+    ev.add_argument("--weights", help="generator weights (default: the bundled ones)")
+    ev.add_argument("--data", help="data directory with imported faces (default: [storage] data_dir)")
+    ev.add_argument("--tagger", help="evaluation classifier weights (default: the bundled ones)")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--fid", action="store_true", help="also compute FID (needs the 'fid' extra)")
+    ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ev.set_defaults(func=cmd_evaluate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        print(f"moebot: configuration error: {e}", file=sys.stderr)
+        return 2
+    return args.func(args, cfg)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Tensors to pictures: uint8 conversion, grids, display upscaling, animated GIFs."""
+
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+import torch
+from PIL import Image
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) float in [-1, 1] -> uint8 in [0, 255] on the CPU."""
+    return images.detach().float().add(1).mul(127.5).round_().clamp_(0, 255).to(torch.uint8).cpu()
+
+
+def to_pil(image: torch.Tensor, size: int | None = None) -> Image.Image:
+    """One (3, H, W) uint8 tensor as a PIL image, upscaled with Lanczos to ``size`` when given."""
+    img = Image.fromarray(image.permute(1, 2, 0).numpy(), "RGB")
+    return upscale(img, size) if size else img
+
+
+def upscale(img: Image.Image, size: int) -> Image.Image:
+    """Display size: Lanczos keeps edges crisp where nearest-neighbour would look blocky."""
+    if img.width == size and img.height == size:
+        return img
+    return img.resize((size, size), Image.Resampling.LANCZOS)
+
+
+def grid(images: torch.Tensor, ncol: int, pad: int = 2, cell: int | None = None) -> Image.Image:
+    """Tile (N, 3, H, W) uint8 images row by row, ``ncol`` per row, on a white background."""
+    n, _, h, w = images.shape
+    if cell:
+        h = w = cell
+    nrow = (n + ncol - 1) // ncol
+    canvas = Image.new("RGB", (ncol * (w + pad) + pad, nrow * (h + pad) + pad), "white")
+    for i in range(n):
+        r, c = divmod(i, ncol)
+        canvas.paste(to_pil(images[i], cell), (pad + c * (w + pad), pad + r * (h + pad)))
+    return canvas
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False)
+    return buf.getvalue()
+
+
+def gif_bytes(frames: Sequence[Image.Image], frame_ms: int = 80, bounce: bool = True) -> bytes:
+    """An endlessly looping GIF; ``bounce`` plays it forward then back so the loop has no jump."""
+    seq = list(frames) + (list(frames[-2:0:-1]) if bounce else [])
+    buf = io.BytesIO()
+    seq[0].save(buf, format="GIF", save_all=True, append_images=seq[1:], duration=frame_ms, loop=0, disposal=2)
+    return buf.getvalue()

@@ -1,0 +1,105 @@
+"""The sampling API: faces for (hair, eye, seed), the ACGAN comparison grids, and morphs.
+
+A face depends only on (weights, hair, eye, seed): each seed draws its own
+latent from its own RNG and BatchNorm runs on stored statistics, so a face is
+the same whether it was drawn alone or inside a batch of 256 (the batching
+service relies on this, and users can re-create a face from its caption).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from PIL import Image
+from torch import nn
+
+from generator.images import grid, to_pil, to_uint8
+from generator.models import tag_condition
+from generator.tags import N_EYE, N_HAIR
+from generator.weights import BUNDLED_GENERATOR, load_module
+
+MODES = ("fix-noise", "change-hair", "change-eye", "fix-hair-eye", "interpolate")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def latent(seed: int, z_dim: int) -> torch.Tensor:
+    """The latent of one seed, independent of every other face drawn beside it."""
+    return torch.randn(z_dim, generator=torch.Generator().manual_seed(seed))
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation: Gaussian latents live near a sphere, so the midpoint stays a typical face."""
+    omega = torch.arccos(torch.clamp((a / a.norm()) @ (b / b.norm()), -1.0, 1.0))
+    if omega.abs() < 1e-6:
+        return torch.lerp(a, b, t)
+    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+
+
+class FaceSampler:
+    def __init__(self, generator: nn.Module, version: str, device: torch.device = torch.device("cpu")):
+        self.G = generator.to(device).eval().requires_grad_(False)
+        self.version = version
+        self.device = device
+        self.z_dim: int = generator.cfg.z_dim
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None, device: str = "auto") -> "FaceSampler":
+        """Load a weights file (default: the bundled one); the version is its file name and step."""
+        path = Path(path) if path else BUNDLED_GENERATOR
+        dev = resolve_device(device)
+        G, meta = load_module(path, dev)
+        version = meta.get("version") or f"{path.stem}@{meta.get('step', '?')}"
+        return cls(G, str(version), dev)
+
+    @torch.inference_mode()
+    def draw(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """(B, z_dim) latents and (B, 22) conditions -> (B, 3, 64, 64) uint8 faces."""
+        return to_uint8(self.G(z.to(self.device), cond.to(self.device)))
+
+    def faces(self, hair: Sequence[int], eye: Sequence[int], seeds: Sequence[int]) -> torch.Tensor:
+        """One face per (hair, eye, seed) triple, as (B, 3, 64, 64) uint8."""
+        z = torch.stack([latent(s, self.z_dim) for s in seeds])
+        return self.draw(z, tag_condition(torch.as_tensor(hair), torch.as_tensor(eye), N_HAIR, N_EYE))
+
+    def mode_grid(self, mode: str, hair: int, eye: int, seed: int, n: int = 8, size: int = 64) -> Image.Image:
+        """The public ACGAN's sampling modes as one grid picture.
+
+        fix-noise: one latent, every hair (rows) x every eye (columns).
+        change-hair: ``n`` latents (rows) x every hair colour, eye fixed.
+        change-eye: ``n`` latents (rows) x every eye colour, hair fixed.
+        fix-hair-eye: fixed colours, ``n`` x ``n`` different latents.
+        Each face is shown at ``size`` pixels.
+        """
+        if mode == "fix-noise":
+            hs, es = zip(*[(h, e) for h in range(N_HAIR) for e in range(N_EYE)])
+            return grid(self.faces(hs, es, [seed] * len(hs)), N_EYE, cell=size)
+        if mode == "change-hair":
+            rows = [(h, eye, seed + r) for r in range(n) for h in range(N_HAIR)]
+            return grid(self.faces(*zip(*rows)), N_HAIR, cell=size)
+        if mode == "change-eye":
+            rows = [(hair, e, seed + r) for r in range(n) for e in range(N_EYE)]
+            return grid(self.faces(*zip(*rows)), N_EYE, cell=size)
+        if mode == "fix-hair-eye":
+            k = n * n
+            return grid(self.faces([hair] * k, [eye] * k, range(seed, seed + k)), n, cell=size)
+        raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+
+    def morph_frames(self, start: tuple[int, int, int], end: tuple[int, int, int], frames: int = 16,
+                     size: int | None = None) -> list[Image.Image]:
+        """Frames from (hair, eye, seed) ``start`` to ``end``: latents slerped, colour conditions blended."""
+        z0, z1 = latent(start[2], self.z_dim), latent(end[2], self.z_dim)
+        c0 = tag_condition(torch.tensor([start[0]]), torch.tensor([start[1]]), N_HAIR, N_EYE)[0]
+        c1 = tag_condition(torch.tensor([end[0]]), torch.tensor([end[1]]), N_HAIR, N_EYE)[0]
+        ts = [0.5 - 0.5 * math.cos(math.pi * i / (frames - 1)) for i in range(frames)]  # ease in and out
+        z = torch.stack([slerp(z0, z1, t) for t in ts])
+        cond = torch.stack([torch.lerp(c0, c1, t) for t in ts])
+        return [to_pil(img, size) for img in self.draw(z, cond)]

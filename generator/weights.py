@@ -1,0 +1,66 @@
+"""Weight files: safetensors with the model's config in the header.
+
+Loading never unpickles: safetensors holds plain tensors, and the config is JSON
+in its metadata, so a weights file from anywhere is safe to open.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, safe_open, save_file
+from torch import nn
+
+from generator.models import acgan, seed_acgan, tagger
+
+BUNDLED_DIR = Path(__file__).parent / "weights"
+BUNDLED_GENERATOR = BUNDLED_DIR / "acgan.safetensors"
+BUNDLED_TAGGER = BUNDLED_DIR / "tagger.safetensors"
+
+# arch name -> (config class, module class) for every network a weights file may hold
+ARCHS: dict[str, tuple[type, type[nn.Module]]] = {
+    "acgan": (acgan.ACGANConfig, acgan.Generator),
+    "seed-acgan": (seed_acgan.SeedACGANConfig, seed_acgan.Generator),
+    "tagger": (tagger.TaggerConfig, tagger.Tagger),
+}
+
+
+def save_module(module: nn.Module, path: str | os.PathLike, config: dict, **info: Any) -> None:
+    """Write ``module``'s weights and buffers atomically, with its config and ``info`` as metadata.
+
+    Float tensors are stored as fp16 (half the bytes, no visible change in a
+    face) and widened back to fp32 by ``load_module``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: (v.half() if v.is_floating_point() else v).detach().contiguous().cpu()
+             for k, v in module.state_dict().items()}
+    meta = {"config": json.dumps(config), **{k: json.dumps(v) for k, v in info.items()}}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(state, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    return {k: json.loads(v) for k, v in meta.items()}
+
+
+def load_module(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Build the network named in the file's config and load its tensors; returns (module in eval mode, metadata)."""
+    meta = read_metadata(path)
+    if "config" not in meta:
+        raise ValueError(f"{path}: not a moebot weights file (no config in its header)")
+    cfg_dict = dict(meta["config"])
+    arch = cfg_dict.pop("arch", None)
+    if arch not in ARCHS:
+        raise ValueError(f"{path}: unknown architecture {arch!r}")
+    cfg_cls, module_cls = ARCHS[arch]
+    module = module_cls(cfg_cls(**cfg_dict))
+    module.load_state_dict(load_file(str(path), device=str(device)))  # copies widen fp16 into fp32 params
+    return module.to(device).eval(), meta

@@ -1,0 +1,78 @@
+"""Numbered SQL files that create and upgrade the one SQLite database.
+
+``NNN_name.sql`` runs once, in a transaction that also bumps ``PRAGMA user_version``
+to NNN, so a rerun is a no-op and a crash mid-upgrade leaves the old schema.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+_DIR = Path(__file__).parent
+_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was written by a newer moebot than this one."""
+
+
+def available() -> list[tuple[int, Path]]:
+    found = sorted((int(m.group(1)), p) for p in _DIR.iterdir() if (m := _NAME.match(p.name)))
+    numbers = [n for n, _ in found]
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise RuntimeError(f"migrations must be numbered 001, 002, ... without gaps; found {numbers}")
+    return found
+
+
+def latest_version() -> int:
+    return len(available())
+
+
+def connect(db_path: str | Path) -> sqlite3.Connection:
+    """Open the database in WAL mode, upgraded to the newest schema this code knows."""
+    db_path = Path(db_path)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=10000")
+    upgrade(conn)
+    return conn
+
+
+def upgrade(conn: sqlite3.Connection) -> int:
+    """Apply every migration newer than the database's ``user_version``; return the resulting version."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    steps = available()
+    if current > len(steps):
+        raise SchemaTooNew(
+            f"the database schema is version {current}, but this moebot knows only up to {len(steps)}: "
+            "upgrade moebot, or point it at another database"
+        )
+    for number, path in steps[current:]:
+        script = path.read_text()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(script):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return len(steps)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (executescript would commit on its own, outside our transaction)."""
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    if buf.strip() and not buf.strip().startswith("--"):
+        out.append(buf.strip())
+    return [s for s in out if s]

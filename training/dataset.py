@@ -1,0 +1,81 @@
+"""The tagged faces of a data directory as uint8 tensors, split into train and held-out.
+
+The held-out split is fixed by content hash (one image in ten), so it never
+changes as data is added and the evaluation classifier, the GAN trainer and
+the promotion gate all agree on which faces they must not train on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+import migrations
+
+DB_NAME = "moebot.db"
+Split = Literal["train", "heldout", "all"]
+
+
+def is_heldout(sha256: str) -> bool:
+    return int(sha256[:8], 16) % 10 == 0
+
+
+@dataclass
+class FaceDataset:
+    images: torch.Tensor  # (N, 3, 64, 64) uint8
+    hair: torch.Tensor    # (N,) int64
+    eye: torch.Tensor     # (N,) int64
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @staticmethod
+    def to_float(images: torch.Tensor) -> torch.Tensor:
+        """uint8 [0, 255] -> float [-1, 1], the range every network here works in."""
+        return images.float().div_(127.5).sub_(1.0)
+
+    @classmethod
+    def load(cls, data_dir: str | Path, split: Split = "train", statuses: tuple[str, ...] = ("base", "curated"),
+             progress: bool = True) -> "FaceDataset":
+        """The tagged images with one of ``statuses`` in the split, cached as one .npy per exact row set."""
+        data_dir = Path(data_dir)
+        conn = migrations.connect(data_dir / DB_NAME)
+        try:
+            marks = ",".join("?" * len(statuses))
+            rows = conn.execute(
+                f"SELECT sha256, path, hair, eye FROM images WHERE hair IS NOT NULL AND status IN ({marks}) "
+                "ORDER BY id", statuses,
+            ).fetchall()
+        finally:
+            conn.close()
+        if split != "all":
+            rows = [r for r in rows if is_heldout(r[0]) == (split == "heldout")]
+        if not rows:
+            raise ValueError(f"{data_dir}: no tagged images in the {split} split; run `moebot import` first")
+        key = hashlib.sha256("".join(r[0] for r in rows).encode()).hexdigest()[:16]
+        cache = data_dir / "cache" / f"faces-{split}-{key}.npy"
+        if cache.exists():
+            pixels = np.load(cache)
+        else:
+            pixels = np.stack([
+                np.asarray(Image.open(data_dir / r[1]).convert("RGB")).transpose(2, 0, 1)
+                for r in tqdm(rows, desc=f"loading {split} faces", disable=not progress)
+            ])
+            cache.parent.mkdir(exist_ok=True)
+            for stale in cache.parent.glob(f"faces-{split}-*.npy"):  # one cache per split: data only grows
+                stale.unlink()
+            tmp = cache.with_suffix(".tmp.npy")
+            np.save(tmp, pixels)
+            tmp.replace(cache)
+        return cls(
+            images=torch.from_numpy(pixels),
+            hair=torch.tensor([r[2] for r in rows], dtype=torch.long),
+            eye=torch.tensor([r[3] for r in rows], dtype=torch.long),
+        )

@@ -1,0 +1,207 @@
+"""``moebot import PATH``: bring a folder of face images (tagged or not) into the data directory.
+
+Every image is normalised to 64x64 RGB, stored once by the SHA-256 of its pixels
+and recorded in the database. Files already handled by an earlier run of the
+same import are skipped, so a killed import resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import pickle
+import sqlite3
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from generator.tags import N_EYE, N_HAIR, parse_tag_text
+
+SIZE = 64
+MIN_SIDE = 32  # smaller pictures hold too little face to learn from
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+TAG_FILES = ("tags.csv", "tags.pickle")
+BATCH = 256  # files per transaction: a crash loses at most this much progress, never half a row
+
+Tags = tuple[int, int]
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    duplicates: int = 0
+    already_done: int = 0
+    untagged: int = 0
+    skipped: Counter = field(default_factory=Counter)  # reason -> count
+
+    def summary(self) -> str:
+        lines = [
+            f"added {self.added} images ({self.untagged} untagged), {self.duplicates} duplicates, "
+            f"{self.already_done} already imported, {sum(self.skipped.values())} skipped"
+        ]
+        lines += [f"  skipped {n}: {reason}" for reason, n in self.skipped.most_common()]
+        return "\n".join(lines)
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """Reads the ACGAN tags.pickle (dicts, tuples, lists, numpy arrays) and refuses anything else,
+    so a crafted pickle cannot run code."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("collections", "OrderedDict"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"tags.pickle refers to {module}.{name}, which a tag file never needs")
+
+
+def read_tags_csv(path: Path) -> dict[str, Tags | None]:
+    """``id,<hair> hair <eye> eyes`` rows; an unparseable tag leaves that image untagged."""
+    tags: dict[str, Tags | None] = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.reader(f):
+            if len(row) >= 2:
+                tags[row[0].strip()] = parse_tag_text(row[1])
+    return tags
+
+
+def read_tags_pickle(path: Path) -> dict[str, Tags | None]:
+    """``{index: (hair one-hot, eye one-hot)}`` or ``{index: 22-dim vector}``, the public ACGAN layout."""
+    with open(path, "rb") as f:
+        raw = SafeUnpickler(f).load()
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a dict of index -> tags, got {type(raw).__name__}")
+    tags: dict[str, Tags | None] = {}
+    for key, value in raw.items():
+        if isinstance(value, (tuple, list)) and len(value) == 2:
+            hair_vec, eye_vec = np.asarray(value[0]).ravel(), np.asarray(value[1]).ravel()
+        else:
+            vec = np.asarray(value).ravel()
+            hair_vec, eye_vec = vec[:N_HAIR], vec[N_HAIR:]
+        ok = hair_vec.shape == (N_HAIR,) and eye_vec.shape == (N_EYE,) and hair_vec.max() > 0 and eye_vec.max() > 0
+        tags[str(key)] = (int(hair_vec.argmax()), int(eye_vec.argmax())) if ok else None
+    return tags
+
+
+def read_tags(folder: Path) -> dict[str, Tags | None] | None:
+    """The folder's tag file as {file stem: tags or None}; None when the folder has no tag file."""
+    if (folder / "tags.csv").exists():
+        return read_tags_csv(folder / "tags.csv")
+    if (folder / "tags.pickle").exists():
+        return read_tags_pickle(folder / "tags.pickle")
+    return None
+
+
+def normalise_image(data: bytes) -> Image.Image:
+    """Decode and square-crop to 64x64 RGB; raises ValueError with a reason a person can read."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(io.BytesIO(data))
+            img.load()
+        except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise ValueError("not an image" if isinstance(e, UnidentifiedImageError) else "too many pixels") from None
+        except (OSError, SyntaxError, EOFError) as e:
+            raise ValueError(f"unreadable or truncated ({e.__class__.__name__})") from None
+    if min(img.size) < MIN_SIDE:
+        raise ValueError(f"too small (under {MIN_SIDE}x{MIN_SIDE})")
+    img = img.convert("RGB")
+    w, h = img.size
+    side = min(w, h)
+    img = img.crop(((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side))
+    return img.resize((SIZE, SIZE), Image.Resampling.LANCZOS) if side != SIZE else img
+
+
+def pixel_hash(img: Image.Image) -> str:
+    return hashlib.sha256(img.tobytes()).hexdigest()
+
+
+def store_image(data_dir: Path, img: Image.Image, sha: str) -> str:
+    """Write the PNG under ``faces/<2 hex>/<sha>.png`` atomically; return its path relative to data_dir."""
+    rel = f"faces/{sha[:2]}/{sha}.png"
+    path = data_dir / rel
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        img.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    return rel
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Every candidate file under the folder (by suffix or not: non-images are reported, not hidden)."""
+    files = [p for p in folder.rglob("*") if p.is_file() and p.name not in TAG_FILES and not p.name.startswith(".")]
+    return sorted(files, key=lambda p: (len(p.stem), p.stem, str(p)))
+
+
+def import_folder(conn: sqlite3.Connection, data_dir: Path, folder: Path, progress: bool = True) -> ImportReport:
+    folder = folder.resolve()
+    source = f"import:{folder.name}"
+    tags = read_tags(folder)
+    done = {name for (name,) in conn.execute("SELECT source_name FROM import_log WHERE source = ?", (source,))}
+    report = ImportReport()
+    files = list_images(folder)
+    pending: list[tuple[str, Path]] = []
+    for path in files:
+        name = str(path.relative_to(folder))
+        if name in done:
+            report.already_done += 1
+        else:
+            pending.append((name, path))
+    for start in tqdm(range(0, len(pending), BATCH), desc=f"importing {folder.name}", unit="batch",
+                      disable=not progress):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for name, path in pending[start:start + BATCH]:
+                _import_one(conn, data_dir, source, name, path, tags, report)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return report
+
+
+def _import_one(conn: sqlite3.Connection, data_dir: Path, source: str, name: str, path: Path,
+                tags: dict[str, Tags | None] | None, report: ImportReport) -> None:
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        reason = f"not an image file ({path.suffix or 'no suffix'})"
+        report.skipped[reason] += 1
+        conn.execute("INSERT INTO import_log VALUES (?, ?, ?, NULL)", (source, name, f"skipped: {reason}"))
+        return
+    try:
+        img = normalise_image(path.read_bytes())
+    except ValueError as e:
+        report.skipped[str(e)] += 1
+        conn.execute("INSERT INTO import_log VALUES (?, ?, ?, NULL)", (source, name, f"skipped: {e}"))
+        return
+    tag = tags.get(path.stem) if tags is not None else None
+    sha = pixel_hash(img)
+    row = conn.execute("SELECT id, hair FROM images WHERE sha256 = ?", (sha,)).fetchone()
+    if row is not None:
+        report.duplicates += 1
+        if row[1] is None and tag is not None:  # a tagged copy of an untagged image adds its tags
+            conn.execute("UPDATE images SET hair = ?, eye = ? WHERE id = ?", (*tag, row[0]))
+        conn.execute("INSERT INTO import_log VALUES (?, ?, 'duplicate', ?)", (source, name, row[0]))
+        return
+    rel = store_image(data_dir, img, sha)
+    hair, eye = tag if tag is not None else (None, None)
+    cur = conn.execute(
+        "INSERT INTO images (sha256, path, hair, eye, source, source_name) VALUES (?, ?, ?, ?, ?, ?)",
+        (sha, rel, hair, eye, source, name),
+    )
+    conn.execute("INSERT INTO import_log VALUES (?, ?, 'added', ?)", (source, name, cur.lastrowid))
+    report.added += 1
+    report.untagged += tag is None
+

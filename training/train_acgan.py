@@ -1,0 +1,275 @@
+"""``moebot train acgan``: the conditional face GAN's training loop.
+
+Two presets share the loop. ``default`` is the CPU-sized model in
+generator/models/acgan.py (hinge + projection + auxiliary classifiers, spectral
+norm, conditional BN, EMA generator). ``seed-acgan`` reproduces the original
+public ACGAN (BCE losses, classification loss on real images only for D,
+batch 128, Adam 2e-4, beta1 0.5) so the two can be compared on the same data.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from generator.images import grid, to_uint8
+from generator.models import acgan, seed_acgan, tag_condition
+from generator.tags import EYE_COLORS, N_EYE, N_HAIR
+from generator.weights import save_module
+from training.dataset import FaceDataset
+from training.plots import loss_curve
+from training.runs import RunFolder
+
+SAMPLE_EYES = ("blue", "red", "green", "yellow", "purple", "brown")  # grid columns; rows are all 12 hair colours
+
+
+@dataclass
+class TrainOptions:
+    data: str
+    run: str
+    preset: str = "default"
+    steps: int | None = None          # stop after this many steps in total (across resumes)
+    minutes: float | None = None      # or after this much training time in total
+    clock: str = "wall"               # "cpu": count process CPU time, for fair comparisons on a busy machine
+    batch: int | None = None          # default: the preset's
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0                  # torch threads; 0 = leave torch's default
+    snapshot_every: int = 250
+    sample_every: int = 500
+    log_every: int = 25
+    g_ch: int = 48
+    d_ch: int = 32
+
+
+class Objective(Protocol):
+    """One preset's networks, hyper-parameters and losses."""
+
+    batch: int
+    lr: float
+    betas: tuple[float, float]
+    config: acgan.ACGANConfig | seed_acgan.SeedACGANConfig
+    G: nn.Module
+    D: nn.Module
+
+    def d_loss(self, real: torch.Tensor, fake: torch.Tensor, hair: torch.Tensor, eye: torch.Tensor) -> dict: ...
+
+    def g_loss(self, fake: torch.Tensor, hair: torch.Tensor, eye: torch.Tensor) -> dict: ...
+
+
+class DefaultObjective:
+    batch, lr, betas = 64, 2e-4, (0.5, 0.999)
+
+    def __init__(self, opts: TrainOptions):
+        self.config = acgan.ACGANConfig(g_ch=opts.g_ch, d_ch=opts.d_ch)
+        self.G, self.D = acgan.Generator(self.config), acgan.Discriminator(self.config)
+
+    def d_loss(self, real, fake, hair, eye):
+        adv_real, h_logit, e_logit = self.D(real, hair, eye)
+        adv_fake, _, _ = self.D(fake, hair, eye)
+        adv = F.relu(1 - adv_real).mean() + F.relu(1 + adv_fake).mean()
+        cls = F.cross_entropy(h_logit, hair) + F.cross_entropy(e_logit, eye)
+        return {"loss": adv + cls, "d_adv": adv, "d_cls": cls,
+                "acc_hair_real": (h_logit.argmax(1) == hair).float().mean(),
+                "acc_eye_real": (e_logit.argmax(1) == eye).float().mean()}
+
+    def g_loss(self, fake, hair, eye):
+        adv_fake, h_logit, e_logit = self.D(fake, hair, eye)
+        adv = -adv_fake.mean()
+        cls = F.cross_entropy(h_logit, hair) + F.cross_entropy(e_logit, eye)
+        return {"loss": adv + cls, "g_adv": adv, "g_cls": cls,
+                "acc_hair_fake": (h_logit.argmax(1) == hair).float().mean(),
+                "acc_eye_fake": (e_logit.argmax(1) == eye).float().mean()}
+
+
+class SeedObjective:
+    batch, lr, betas = 128, 2e-4, (0.5, 0.999)
+
+    def __init__(self, opts: TrainOptions):
+        self.config = seed_acgan.SeedACGANConfig()
+        self.G, self.D = seed_acgan.Generator(self.config), seed_acgan.Discriminator(self.config)
+        self.G.apply(seed_acgan.init_weights)
+        self.D.apply(seed_acgan.init_weights)
+
+    def d_loss(self, real, fake, hair, eye):
+        adv_real, cls_real = self.D(real)
+        adv_fake, _ = self.D(fake)
+        adv = (F.binary_cross_entropy_with_logits(adv_real, torch.ones_like(adv_real))
+               + F.binary_cross_entropy_with_logits(adv_fake, torch.zeros_like(adv_fake)))
+        cls = F.binary_cross_entropy_with_logits(cls_real, tag_condition(hair, eye))
+        return {"loss": adv + cls, "d_adv": adv, "d_cls": cls,
+                "acc_hair_real": (cls_real[:, :N_HAIR].argmax(1) == hair).float().mean(),
+                "acc_eye_real": (cls_real[:, N_HAIR:].argmax(1) == eye).float().mean()}
+
+    def g_loss(self, fake, hair, eye):
+        adv_fake, cls_fake = self.D(fake)
+        adv = F.binary_cross_entropy_with_logits(adv_fake, torch.ones_like(adv_fake))
+        cls = F.binary_cross_entropy_with_logits(cls_fake, tag_condition(hair, eye))
+        return {"loss": adv + cls, "g_adv": adv, "g_cls": cls,
+                "acc_hair_fake": (cls_fake[:, :N_HAIR].argmax(1) == hair).float().mean(),
+                "acc_eye_fake": (cls_fake[:, N_HAIR:].argmax(1) == eye).float().mean()}
+
+
+PRESETS: dict[str, Callable[[TrainOptions], Objective]] = {"default": DefaultObjective, "seed-acgan": SeedObjective}
+EMA_HALF_LIFE_IMAGES = 10_000
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def sample_latents(z_dim: int, seed: int = 12345) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The fixed grid: rows are every hair colour, columns SAMPLE_EYES, one latent per column."""
+    g = torch.Generator().manual_seed(seed)
+    z_cols = torch.randn(len(SAMPLE_EYES), z_dim, generator=g)
+    hair = torch.arange(N_HAIR).repeat_interleave(len(SAMPLE_EYES))
+    eye = torch.tensor([EYE_COLORS.index(e) for e in SAMPLE_EYES]).repeat(N_HAIR)
+    return z_cols.repeat(N_HAIR, 1), hair, eye
+
+
+@torch.no_grad()
+def standing_stats(G: nn.Module, z_dim: int, device: torch.device, batches: int = 8, batch: int = 256) -> None:
+    """Re-estimate the EMA generator's BatchNorm statistics from its own outputs.
+
+    The EMA weights never ran in train mode, so running stats copied from the
+    raw generator do not match them; averaging fresh batch stats fixes that.
+    """
+    bns = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average over the passes below
+    G.train()
+    for _ in range(batches):
+        hair = torch.randint(N_HAIR, (batch,), device=device)
+        eye = torch.randint(N_EYE, (batch,), device=device)
+        G(torch.randn(batch, z_dim, device=device), tag_condition(hair, eye))
+    G.eval()
+    for bn in bns:
+        bn.momentum = 0.1
+
+
+def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = True) -> Path:
+    """Train until ``opts.steps`` or ``opts.minutes`` (totals across resumes); return the exported generator."""
+    if opts.steps is None and opts.minutes is None:
+        raise ValueError("give --steps or --minutes")
+    run = RunFolder(opts.run)
+    resume_state = run.start(opts, resume)
+    device = pick_device(opts.device)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    torch.manual_seed(opts.seed)
+    objective = PRESETS[opts.preset](opts)
+    G, D = objective.G.to(device), objective.D.to(device)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    opt_g = torch.optim.Adam(G.parameters(), objective.lr, betas=objective.betas)
+    opt_d = torch.optim.Adam(D.parameters(), objective.lr, betas=objective.betas)
+    batch = opts.batch or objective.batch
+    z_dim = objective.config.z_dim
+    ema_beta = 0.5 ** (batch / EMA_HALF_LIFE_IMAGES)
+
+    step, elapsed = 0, 0.0
+    if resume_state is not None:
+        G.load_state_dict(resume_state["G"])
+        D.load_state_dict(resume_state["D"])
+        G_ema.load_state_dict(resume_state["G_ema"])
+        opt_g.load_state_dict(resume_state["opt_g"])
+        opt_d.load_state_dict(resume_state["opt_d"])
+        torch.set_rng_state(resume_state["rng"])
+        step, elapsed = resume_state["step"], resume_state["elapsed"]
+
+    data = FaceDataset.load(opts.data, "train", progress=progress)
+    fixed = [t.to(device) for t in sample_latents(z_dim)]
+    clock = time.process_time if opts.clock == "cpu" else time.perf_counter
+
+    def snapshot() -> None:
+        run.save_snapshot({
+            "G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict(),
+            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+            "rng": torch.get_rng_state(), "step": step, "elapsed": elapsed,
+        })
+        export = copy.deepcopy(G_ema)
+        standing_stats(export, z_dim, device)
+        save_module(export, run.path / "generator.safetensors", objective.config.to_dict(),
+                    preset=opts.preset, step=step, kimg=round(step * batch / 1000, 1),
+                    train_minutes=round(elapsed / 60, 1), images=len(data))
+        loss_curve(run.stats, run.path / "loss.png",
+                   ("d_adv", "g_adv", "d_cls", "g_cls", "acc_hair_fake", "acc_eye_fake"))
+
+    def sample_grid() -> None:
+        export = copy.deepcopy(G_ema)
+        standing_stats(export, z_dim, device)
+        with torch.no_grad():
+            imgs = to_uint8(export(fixed[0], tag_condition(fixed[1], fixed[2])))
+        grid(imgs, len(SAMPLE_EYES)).save(run.path / f"fakes{step:06d}.png")
+
+    def done() -> bool:
+        return (opts.steps is not None and step >= opts.steps) or (
+            opts.minutes is not None and elapsed >= opts.minutes * 60)
+
+    total = opts.steps if opts.steps is not None else int(opts.minutes * 60)
+    bar = tqdm(total=total, initial=step if opts.steps is not None else int(elapsed),
+               unit="step" if opts.steps is not None else "s", disable=not progress,
+               desc=f"{opts.preset} {Path(opts.run).name}", dynamic_ncols=True)
+    sums: dict[str, float] = {}
+    G.train(), D.train()
+    while not done():
+        t0 = clock()
+        idx = torch.randint(len(data), (batch,))
+        real = FaceDataset.to_float(data.images[idx]).to(device)
+        flip = torch.rand(batch, device=device) < 0.5
+        real = torch.where(flip[:, None, None, None], real.flip(3), real)
+        hair, eye = data.hair[idx].to(device), data.eye[idx].to(device)
+        fake = G(torch.randn(batch, z_dim, device=device), tag_condition(hair, eye))
+
+        d_out = objective.d_loss(real, fake.detach(), hair, eye)
+        opt_d.zero_grad(set_to_none=True)
+        d_out["loss"].backward()
+        opt_d.step()
+
+        D.requires_grad_(False)
+        g_out = objective.g_loss(fake, hair, eye)
+        opt_g.zero_grad(set_to_none=True)
+        g_out["loss"].backward()
+        opt_g.step()
+        D.requires_grad_(True)
+
+        with torch.no_grad():
+            for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+                p_ema.lerp_(p, 1 - ema_beta)
+            for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+                b_ema.copy_(b)
+
+        stats = {k: float(v.detach()) for k, v in (*d_out.items(), *g_out.items()) if k != "loss"}
+        if not all(math.isfinite(v) for v in stats.values()):
+            raise FloatingPointError(f"step {step}: non-finite loss {stats}; the last snapshot is kept")
+        for k, v in stats.items():
+            sums[k] = sums.get(k, 0.0) + v
+        step += 1
+        dt = clock() - t0
+        elapsed += dt
+        bar.update(1 if opts.steps is not None else dt)
+        if step % opts.log_every == 0:
+            means = {k: v / opts.log_every for k, v in sums.items()}
+            run.log(step, kimg=step * batch / 1000, sec_per_step=dt, minutes=elapsed / 60, **means)
+            bar.set_postfix(d=f"{means['d_adv']:.2f}", g=f"{means['g_adv']:.2f}",
+                            hair=f"{means['acc_hair_fake']:.2f}", eye=f"{means['acc_eye_fake']:.2f}")
+            sums.clear()
+        if step % opts.sample_every == 0:
+            sample_grid()
+        if step % opts.snapshot_every == 0:
+            snapshot()
+    bar.close()
+    sample_grid()
+    snapshot()
+    return run.path / "generator.safetensors"
