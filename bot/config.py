@@ -21,6 +21,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class StorageConfig:
     data_dir: Path = Path("data")
+    database: str = "moebot.db"  # relative to data_dir unless absolute
 
 
 @dataclass(frozen=True)
@@ -28,16 +29,69 @@ class GeneratorConfig:
     weights: str = ""
     device: str = "auto"
     threads: int = 0
+    queue_size: int = 8  # jobs waiting for the generator before "busy, try again"
+    display_size: int = 256  # pixels per face in chat pictures
+    morph_frames: int = 16
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    user_cooldown_s: float = 5.0  # between two drawing commands of one user
+    chat_per_minute: int = 20  # drawing commands per chat per minute
+    max_count: int = 4  # faces per /waifu
+    top_size: int = 4  # pictures shown by /top
+
+
+@dataclass(frozen=True)
+class DiscordConfig:
+    guild_id: int = 0  # sync commands to this guild only (instant, for testing); 0 = globally
+    sync_commands: bool = True
+
+
+@dataclass(frozen=True)
+class TelegramConfig:
+    base_url: str = "https://api.telegram.org/bot"
+    base_file_url: str = "https://api.telegram.org/file/bot"
+    send_as_document: bool = False  # full-quality files instead of recompressed photos
+    poll_timeout_s: float = 30.0
 
 
 @dataclass(frozen=True)
 class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    discord: DiscordConfig = field(default_factory=DiscordConfig)
+    telegram: TelegramConfig = field(default_factory=TelegramConfig)
 
     @property
     def database(self) -> Path:
-        return self.storage.data_dir / "moebot.db"
+        return self.storage.data_dir / self.storage.database
+
+
+_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+# keys that must be at least 1 (0 would make the bot refuse or draw nothing)
+_POSITIVE = {("generator", "queue_size"), ("generator", "display_size"), ("generator", "morph_frames"),
+             ("limits", "chat_per_minute"), ("limits", "max_count"), ("limits", "top_size")}
+
+
+def _validate(cfg: Config) -> None:
+    """Range checks that the types alone cannot express."""
+    for section, key in _POSITIVE:
+        if getattr(getattr(cfg, section), key) < 1:
+            raise ConfigError(f"[{section}] {key} must be at least 1")
+    if not 1 <= cfg.limits.max_count <= 4:
+        raise ConfigError("[limits] max_count must be between 1 and 4")
+    if not 2 <= cfg.generator.morph_frames <= 64:
+        raise ConfigError("[generator] morph_frames must be between 2 and 64")
+    if not 64 <= cfg.generator.display_size <= 512:
+        raise ConfigError("[generator] display_size must be between 64 and 512")
+    for key in ("base_url", "base_file_url"):
+        if not getattr(cfg.telegram, key).startswith(("http://", "https://")):
+            raise ConfigError(f"[telegram] {key} must be an http(s) URL")
+    if not cfg.storage.database:
+        raise ConfigError("[storage] database must name a file")
 
 
 def _coerce(section: str, key: str, kind: Any, value: Any) -> Any:
@@ -46,6 +100,21 @@ def _coerce(section: str, key: str, kind: Any, value: Any) -> Any:
         if not isinstance(value, (str, Path)) or not str(value):
             raise ConfigError(f"{name} must be a path, got {value!r}")
         return Path(value)
+    if kind is bool:
+        if isinstance(value, str) and value.lower() in _BOOLS:
+            return _BOOLS[value.lower()]
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, got {value!r}")
+        return value
+    if kind is float:
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{name} must be a number, got {value!r}") from None
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < float("inf"):
+            raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
+        return float(value)
     if kind is int:
         if isinstance(value, str):
             try:
@@ -93,4 +162,6 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] = os.
     storage = sections["storage"]
     if not storage.data_dir.is_absolute():
         sections["storage"] = dataclasses.replace(storage, data_dir=(base / storage.data_dir).resolve())
-    return Config(**sections)
+    cfg = Config(**sections)
+    _validate(cfg)
+    return cfg

@@ -1,0 +1,265 @@
+"""What the bot does, whatever the chat platform: one call per command or button press, one reply back.
+
+Adapters translate a platform event into ``Core.handle`` / ``Core.vote`` and
+the returned ``Reply`` / ``VoteResult`` into platform messages; limits, the
+generator queue, storage and wording all live here, tested once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Awaitable, Callable
+
+from bot import colors
+from bot.commands import (COMMANDS, DRAWING, MAX_SEED, Colors, Command, Grid, Help, Morph, Stats, Top,
+                          Waifu)
+from bot.limits import Limits
+from bot.store import NewPicture, Store
+from bot.worker import Busy, Worker
+from generator.images import gif_bytes, grid, png_bytes, to_pil
+from generator.sampler import FaceSampler
+from generator.tags import EYE_COLORS, HAIR_COLORS, N_EYE, N_HAIR
+
+log = logging.getLogger(__name__)
+
+VOTE_ID = re.compile(r"^vote:(\d{1,18}):(up|down)$")  # also the Telegram callback_data: ≤ 64 bytes
+
+
+def vote_id(picture_id: int, up: bool) -> str:
+    """The button id that carries a vote across restarts: the picture id and the direction, nothing else."""
+    return f"vote:{picture_id}:{'up' if up else 'down'}"
+
+
+def parse_vote_id(custom_id: str) -> tuple[int, int] | None:
+    """(picture id, +1 or -1) from a button id, or None when it is not a vote button."""
+    m = VOTE_ID.match(custom_id)
+    return (int(m.group(1)), 1 if m.group(2) == "up" else -1) if m else None
+
+
+@dataclass(frozen=True)
+class Who:
+    """Who sent a command, and where."""
+    platform: str  # 'telegram' or 'discord'
+    user_id: str
+    user_name: str
+    chat_id: str
+
+    @property
+    def user_key(self) -> str:
+        return f"{self.platform}:{self.user_id}"
+
+    @property
+    def chat_key(self) -> str:
+        return f"{self.platform}:{self.chat_id}"
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str  # ends in .png or .gif
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Buttons:
+    """The 👍/👎 pair under a picture, with their counts."""
+    picture_id: int
+    up: int
+    down: int
+
+    def labelled(self) -> list[tuple[str, str]]:
+        """(label, button id) for 👍 then 👎."""
+        return [(f"👍 {self.up}", vote_id(self.picture_id, True)), (f"👎 {self.down}", vote_id(self.picture_id, False))]
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    files: list[Attachment] = field(default_factory=list)
+    buttons: Buttons | None = None
+    refusal: bool = False  # an explanation for the asker only (Discord: ephemeral)
+
+
+@dataclass(frozen=True)
+class VoteResult:
+    notice: str  # the short toast the voter sees
+    buttons: Buttons | None  # new counts; None when the picture is unknown
+
+
+OnQueued = Callable[[int], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Drawing:
+    data: bytes
+    suffix: str  # '.png' or '.gif'
+    picture: NewPicture
+    caption: str
+
+
+class Core:
+    def __init__(self, store: Store, worker: Worker, limits: Limits, *, max_count: int = 4,
+                 display_size: int = 256, morph_frames: int = 16, top_size: int = 4,
+                 rng: random.Random | None = None):
+        self.store = store
+        self.worker = worker
+        self.limits = limits
+        self.max_count = max_count
+        self.display_size = display_size
+        self.morph_frames = morph_frames
+        self.top_size = top_size
+        self._rng = rng or random.SystemRandom()
+
+    async def close(self) -> None:
+        """Finish the drawing in progress, drop queued ones, and close the database."""
+        await asyncio.to_thread(self.worker.close)
+        await self.store.close()
+
+    @property
+    def model_version(self) -> str:
+        return self.worker.sampler.version
+
+    async def handle(self, who: Who, command: Command, on_queued: OnQueued | None = None) -> Reply:
+        """Run one command; every outcome, failures included, is a Reply a user can read."""
+        try:
+            if isinstance(command, DRAWING):
+                return await self._draw(who, command, on_queued)
+            if isinstance(command, Top):
+                return await self._top(command)
+            if isinstance(command, Stats):
+                return await self._stats()
+            if isinstance(command, Colors):
+                return Reply(colors.colour_table())
+            if isinstance(command, Help):
+                return Reply(help_text())
+            raise TypeError(f"no handler for {command!r}")
+        except Exception:
+            log.exception("command %r from %s failed", command, who.user_key)
+            return Reply("Sorry, something went wrong on my side. Please try again in a moment.", refusal=True)
+
+    async def vote(self, who: Who, custom_id: str) -> VoteResult:
+        """Record a button press: one vote per user per picture; the same vote again withdraws it."""
+        parsed = parse_vote_id(custom_id)
+        if parsed is None:
+            return VoteResult("That button is not a vote.", None)
+        picture_id, value = parsed
+        user = await self.store.user(who.platform, who.user_id, who.user_name)
+        counts = await self.store.vote(picture_id, user, value)
+        if counts is None:
+            return VoteResult("I can't find that picture any more.", None)
+        mark = "👍" if value > 0 else "👎"
+        notice = f"You voted {mark}" if counts.mine == value else "Vote withdrawn"
+        return VoteResult(notice, Buttons(picture_id, counts.up, counts.down))
+
+    async def _draw(self, who: Who, command: Waifu | Grid | Morph, on_queued: OnQueued | None) -> Reply:
+        refusal = self.limits.take(who.user_key, who.chat_key)
+        if refusal:
+            return Reply(refusal, refusal=True)
+        user = await self.store.user(who.platform, who.user_id, who.user_name)
+        job = self._job(command, dict(platform=who.platform, chat_id=who.chat_id, user_id=user,
+                                      model_version=self.model_version))
+        try:
+            drawing = await self.worker.run(job, _quietly(on_queued))
+        except Busy as e:
+            self.limits.give_back(who.user_key, who.chat_key)
+            return Reply(f"I'm busy drawing for others — try again in {e.retry_after} s.", refusal=True)
+        picture_id = await self.store.add_picture(drawing.data, drawing.suffix, drawing.picture)
+        return Reply(drawing.caption, [Attachment(f"moebot-{picture_id}{drawing.suffix}", drawing.data)],
+                     Buttons(picture_id, 0, 0))
+
+    def _job(self, command: Waifu | Grid | Morph, base: dict) -> Callable[[FaceSampler], Drawing]:
+        """Choose the random parts now (on the loop), and return the drawing work for the worker thread."""
+        hair = command.hair if command.hair is not None else self._rng.randrange(N_HAIR)
+        eye = command.eye if command.eye is not None else self._rng.randrange(N_EYE)
+        seed = command.seed if command.seed is not None else self._rng.randrange(MAX_SEED + 1)
+        pair = f"{HAIR_COLORS[hair]} hair, {EYE_COLORS[eye]} eyes"
+        meta = dict(hair=hair, eye=eye, seed=seed)
+        version = f"model {self.model_version}"
+        if isinstance(command, Waifu):
+            n = command.count
+            seeds = list(range(seed, seed + n))
+            shown = f"seed {seed}" if n == 1 else f"seeds {seed}–{seed + n - 1}"
+            again = f"/waifu {HAIR_COLORS[hair]} {EYE_COLORS[eye]}" + (f" {n}" if n > 1 else "") + f" seed:{seed}"
+            caption = f"{pair} · {shown} · {version}\nAgain: {again}"
+            size = self.display_size
+
+            def draw(s: FaceSampler) -> bytes:
+                faces = s.faces([hair] * n, [eye] * n, seeds)
+                return png_bytes(to_pil(faces[0], size) if n == 1 else grid(faces, 2, cell=size))
+            picture = NewPicture("face" if n == 1 else "grid", **base, tags=pair, count=n, **meta)
+            return _drawing(draw, ".png", picture, caption)
+        if isinstance(command, Grid):
+            mode, n_faces = {"hair": ("change-hair", N_HAIR), "eye": ("change-eye", N_EYE),
+                             "all": ("fix-noise", N_HAIR * N_EYE)}[command.mode]
+            cell = 64 if command.mode == "all" else min(self.display_size, 128)
+            what = {"hair": f"every hair colour, {EYE_COLORS[eye]} eyes",
+                    "eye": f"{HAIR_COLORS[hair]} hair, every eye colour",
+                    "all": "every hair colour (rows) × every eye colour (columns)"}[command.mode]
+            caption = f"{what} · seed {seed} · {version}\nAgain: /grid {command.mode} " \
+                      f"{HAIR_COLORS[hair]} {EYE_COLORS[eye]} seed:{seed}"
+            picture = NewPicture("grid", **base, tags=what, count=n_faces, **meta)
+            return _drawing(lambda s: png_bytes(s.mode_grid(mode, hair, eye, seed, n=1, size=cell)), ".png",
+                            picture, caption)
+        hair2 = command.hair2 if command.hair2 is not None else self._rng.randrange(N_HAIR)
+        eye2 = command.eye2 if command.eye2 is not None else self._rng.randrange(N_EYE)
+        seed2 = command.seed2 if command.seed2 is not None else self._rng.randrange(MAX_SEED + 1)
+        pair2 = f"{HAIR_COLORS[hair2]} hair, {EYE_COLORS[eye2]} eyes"
+        caption = f"{pair} (seed {seed}) → {pair2} (seed {seed2}) · {version}\nAgain: /morph {HAIR_COLORS[hair]} " \
+                  f"{EYE_COLORS[eye]} {HAIR_COLORS[hair2]} {EYE_COLORS[eye2]} seed:{seed} seed2:{seed2}"
+        frames, size = self.morph_frames, min(self.display_size, 256)
+        picture = NewPicture("morph", **base, tags=f"{pair} → {pair2}", count=frames, **meta)
+        return _drawing(lambda s: gif_bytes(s.morph_frames((hair, eye, seed), (hair2, eye2, seed2), frames, size)),
+                        ".gif", picture, caption)
+
+    async def _top(self, command: Top) -> Reply:
+        since = None if command.period == "all" else \
+            datetime.now(timezone.utc) - timedelta(days=1 if command.period == "day" else 7)
+        best = await self.store.top(since, self.top_size)
+        span = {"day": "today", "week": "this week", "all": "of all time"}[command.period]
+        if not best:
+            return Reply(f"No votes {span} yet — press 👍 under a picture you like.")
+        lines = [f"Best-voted pictures {span}:"]
+        files = []
+        for rank, p in enumerate(best, 1):
+            lines.append(f"{rank}. {p.tags} · seed {p.seed} · 👍 {p.up} 👎 {p.down}")
+            try:
+                files.append(Attachment(f"top{rank}-{p.id}{p.path.suffix}", p.path.read_bytes()))
+            except OSError:
+                log.warning("picture file %s is missing", p.path)
+        return Reply("\n".join(lines), files)
+
+    async def _stats(self) -> Reply:
+        t = await self.store.totals()
+        return Reply(f"Pictures made: {t.pictures}\nVotes: {t.votes} from {t.voters} people\n"
+                     f"Dataset: {t.dataset} faces\nModel: {self.model_version}\n"
+                     f"Queue: {self.worker.pending} drawing or waiting")
+
+
+def help_text() -> str:
+    lines = ["I draw anime faces. Commands:"]
+    lines += [f"{usage} — {text}" for usage, text in COMMANDS.values()]
+    lines.append("Colours can come in any order, with or without 'hair'/'eyes', in English, français, 한국어, "
+                 "日本語 or 中文. Vote with 👍/👎 under each picture.")
+    return "\n".join(lines)
+
+
+def _drawing(draw: Callable[[FaceSampler], bytes], suffix: str, picture: NewPicture,
+             caption: str) -> Callable[[FaceSampler], Drawing]:
+    return lambda s: Drawing(draw(s), suffix, picture, caption)
+
+
+def _quietly(on_queued: OnQueued | None) -> OnQueued | None:
+    """A failed "you are #N" notice must not fail the drawing itself."""
+    if on_queued is None:
+        return None
+
+    async def notify(position: int) -> None:
+        try:
+            await on_queued(position)
+        except Exception:
+            log.warning("could not tell the user their queue position", exc_info=True)
+    return notify

@@ -1,0 +1,192 @@
+"""The platform-free core: drawing, limits, the bounded queue, votes and the store, on a real SQLite file."""
+
+import asyncio
+import io
+import sqlite3
+import threading
+
+from PIL import Image
+
+from bot.commands import Grid, Help, Morph, Stats, Top, Waifu
+from bot.core import Who, parse_vote_id, vote_id
+from bot.limits import Limits
+from fakes.bot_parts import make_core, tiny_sampler
+from generator.tags import eye_index, hair_index
+
+ALICE = Who("telegram", "1", "alice", "100")
+BOB = Who("telegram", "2", "bob", "100")
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_waifu_draws_stores_and_offers_vote_buttons(tmp_path):
+    async def go():
+        core = await make_core(tmp_path)
+        try:
+            reply = await core.handle(ALICE, Waifu(hair_index("pink"), eye_index("blue"), 1, 42))
+            again = await core.handle(BOB, Waifu(hair_index("pink"), eye_index("blue"), 1, 42))
+            return reply, again
+        finally:
+            await core.close()
+    reply, again = run(go())
+    assert not reply.refusal
+    assert "pink hair, blue eyes" in reply.text and "seed 42" in reply.text and "test-v1" in reply.text
+    assert reply.files[0].data == again.files[0].data  # same seed, same face
+    img = Image.open(io.BytesIO(reply.files[0].data))
+    assert img.format == "PNG" and img.size == (64, 64)
+    assert reply.buttons.labelled() == [("👍 0", f"vote:{reply.buttons.picture_id}:up"),
+                                        ("👎 0", f"vote:{reply.buttons.picture_id}:down")]
+    db = sqlite3.connect(tmp_path / "moebot.db")
+    rows = db.execute("SELECT p.path, p.platform, p.chat_id, p.seed, p.hair, p.eye, p.model_version, u.name "
+                      "FROM pictures p JOIN users u ON u.id = p.user_id ORDER BY p.id").fetchall()
+    assert [r[1:] for r in rows] == [("telegram", "100", 42, 7, 9, "test-v1", "alice"),
+                                     ("telegram", "100", 42, 7, 9, "test-v1", "bob")]
+    assert rows[0][0] == rows[1][0] and (tmp_path / rows[0][0]).read_bytes() == reply.files[0].data
+
+
+def test_count_grid_and_morph(tmp_path):
+    async def go():
+        core = await make_core(tmp_path)
+        try:
+            return [await core.handle(ALICE, c) for c in
+                    (Waifu(None, None, 4, 5), Grid("hair", None, None, 1), Grid("all"), Morph(seed=1, seed2=2))]
+        finally:
+            await core.close()
+    four, hair_grid, all_grid, morph = run(go())
+    assert Image.open(io.BytesIO(four.files[0].data)).size == (2 * 66 + 2, 2 * 66 + 2)
+    assert "seeds 5–8" in four.text
+    assert Image.open(io.BytesIO(hair_grid.files[0].data)).width > 12 * 64
+    assert Image.open(io.BytesIO(all_grid.files[0].data)).size == (10 * 66 + 2, 12 * 66 + 2)
+    gif = Image.open(io.BytesIO(morph.files[0].data))
+    assert gif.format == "GIF" and gif.n_frames == 4  # 3 frames forward and one back
+    assert all(r.buttons is not None for r in (four, hair_grid, all_grid, morph))
+
+
+def test_votes_one_per_user_changed_or_withdrawn_and_survive_reopening(tmp_path):
+    async def go():
+        core = await make_core(tmp_path)
+        pid = (await core.handle(ALICE, Waifu(seed=1))).buttons.picture_id
+        results = [await core.vote(ALICE, vote_id(pid, True)),
+                   await core.vote(ALICE, vote_id(pid, True)),   # same again: withdrawn
+                   await core.vote(ALICE, vote_id(pid, False)),
+                   await core.vote(ALICE, vote_id(pid, True)),   # changed
+                   await core.vote(BOB, vote_id(pid, True))]
+        await core.close()
+        core = await make_core(tmp_path)
+        try:
+            after = await core.vote(Who("discord", "1", "alice", "9"), vote_id(pid, False))  # another platform
+            missing = await core.vote(ALICE, vote_id(pid + 100, True))
+            bogus = await core.vote(ALICE, "vote:x:up")
+            return pid, results, after, missing, bogus
+        finally:
+            await core.close()
+    pid, results, after, missing, bogus = run(go())
+    assert [(r.buttons.up, r.buttons.down) for r in results] == [(1, 0), (0, 0), (0, 1), (1, 0), (2, 0)]
+    assert [r.notice for r in results[:2]] == ["You voted 👍", "Vote withdrawn"]
+    assert (after.buttons.up, after.buttons.down) == (2, 1)
+    assert missing.buttons is None and "can't find" in missing.notice
+    assert bogus.buttons is None
+    assert parse_vote_id(vote_id(pid, False)) == (pid, -1) and len(vote_id(10**17, False)) <= 64
+
+
+def test_cooldown_and_chat_limit(tmp_path):
+    now = [1000.0]
+
+    async def go():
+        core = await make_core(tmp_path, cooldown_s=10, chat_per_minute=2, clock=lambda: now[0])
+        try:
+            first = await core.handle(ALICE, Waifu(seed=1))
+            soon = await core.handle(ALICE, Waifu(seed=1))
+            info = await core.handle(ALICE, Help())  # not a drawing: never limited
+            bob = await core.handle(BOB, Waifu(seed=2))
+            third = await core.handle(Who("telegram", "3", "cy", "100"), Waifu(seed=3))
+            other_chat = await core.handle(Who("telegram", "3", "cy", "200"), Waifu(seed=3))
+            now[0] += 61
+            later = await core.handle(ALICE, Waifu(seed=1))
+            return first, soon, info, bob, third, other_chat, later
+        finally:
+            await core.close()
+    first, soon, info, bob, third, other_chat, later = run(go())
+    assert not first.refusal and not bob.refusal and not other_chat.refusal and not later.refusal
+    assert soon.refusal and "again in 10 s" in soon.text and not soon.files
+    assert not info.refusal
+    assert third.refusal and "This chat is drawing a lot" in third.text
+
+
+def test_limits_give_back_undoes_a_take():
+    limits = Limits(30, 1, clock=lambda: 5.0)
+    assert limits.take("u", "c") is None
+    assert limits.check("u", "c") is not None
+    limits.give_back("u", "c")
+    assert limits.check("u", "c") is None
+
+
+def test_full_queue_answers_busy_and_queued_users_hear_their_position(tmp_path):
+    gate = threading.Event()
+    sampler = tiny_sampler()
+    faces = sampler.faces
+    sampler.faces = lambda *a: (gate.wait(5), faces(*a))[1]  # hold the worker until every request is in
+
+    async def go():
+        core = await make_core(tmp_path, queue_size=2, sampler=sampler)
+        positions: list[int] = []
+
+        async def on_queued(p):
+            positions.append(p)
+        try:
+            tasks = [asyncio.create_task(core.handle(Who("telegram", str(i), "u", "1"), Waifu(seed=i), on_queued))
+                     for i in range(5)]
+            await asyncio.sleep(0.2)
+            gate.set()
+            return await asyncio.gather(*tasks), positions
+        finally:
+            await core.close()
+    replies, positions = run(go())
+    drawn = [r for r in replies if not r.refusal]
+    busy = [r for r in replies if r.refusal]
+    assert len(drawn) == 3 and len(busy) == 2  # one drawing plus two waiting
+    assert all("busy" in r.text and "try again in" in r.text for r in busy)
+    assert sorted(positions) == [1, 2]
+
+
+def test_stats_top_and_help(tmp_path):
+    async def go():
+        core = await make_core(tmp_path)
+        try:
+            empty = await core.handle(ALICE, Top("week"))
+            a = (await core.handle(ALICE, Waifu(hair_index("red"), None, 1, 1))).buttons.picture_id
+            b = (await core.handle(ALICE, Waifu(hair_index("blue"), None, 1, 2))).buttons.picture_id
+            await core.handle(ALICE, Waifu(seed=3))
+            await core.vote(ALICE, vote_id(b, True))
+            await core.vote(BOB, vote_id(b, True))
+            await core.vote(ALICE, vote_id(a, True))
+            return empty, await core.handle(ALICE, Top("day")), await core.handle(ALICE, Stats()), \
+                await core.handle(ALICE, Help())
+        finally:
+            await core.close()
+    empty, top, stats, help_ = run(go())
+    assert "No votes this week" in empty.text and not empty.files
+    assert top.text.splitlines()[1].startswith("1. blue hair") and "👍 2" in top.text.splitlines()[1]
+    assert top.text.splitlines()[2].startswith("2. red hair") and len(top.files) == 2
+    assert "Pictures made: 3" in stats.text and "Votes: 3 from 2 people" in stats.text
+    assert "Dataset: 0 faces" in stats.text and "Model: test-v1" in stats.text
+    assert "/waifu" in help_.text and "/morph" in help_.text
+
+
+def test_a_failing_generator_gets_a_polite_answer(tmp_path):
+    sampler = tiny_sampler()
+
+    def broken(*a):
+        raise RuntimeError("CUDA fell over")
+    sampler.faces = broken
+
+    async def go():
+        core = await make_core(tmp_path, sampler=sampler)
+        try:
+            return await core.handle(ALICE, Waifu())
+        finally:
+            await core.close()
+    reply = run(go())
+    assert reply.refusal and "something went wrong" in reply.text and "CUDA" not in reply.text

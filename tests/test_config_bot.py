@@ -1,0 +1,54 @@
+"""bot.toml: documented defaults, typed values, env overrides, and bad values named by key."""
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_bot_toml_matches_the_defaults():
+    cfg = load_config(REPO / "bot.toml", environ={})
+    assert cfg.database == REPO / "data" / "moebot.db"
+    assert cfg.limits.user_cooldown_s == 5.0 and cfg.limits.max_count == 4
+    assert cfg.telegram.base_url == "https://api.telegram.org/bot" and cfg.telegram.send_as_document is False
+    assert cfg.discord.guild_id == 0 and cfg.generator.queue_size == 8
+
+
+def test_every_key_is_documented_in_bot_toml():
+    import dataclasses
+    from bot.config import Config
+    text = (REPO / "bot.toml").read_text()
+    for section in dataclasses.fields(Config):
+        assert f"[{section.name}]" in text
+        for key in dataclasses.fields(section.default_factory()):
+            assert f"\n{key.name} = " in text, f"[{section.name}] {key.name} is not in bot.toml"
+
+
+def test_environment_overrides_every_kind(tmp_path):
+    env = {"MOEBOT_LIMITS_USER_COOLDOWN_S": "2.5", "MOEBOT_TELEGRAM_SEND_AS_DOCUMENT": "true",
+           "MOEBOT_DISCORD_GUILD_ID": "123", "MOEBOT_TELEGRAM_BASE_URL": "http://127.0.0.1:8081/bot",
+           "MOEBOT_STORAGE_DATABASE": "chat.db", "MOEBOT_STORAGE_DATA_DIR": str(tmp_path)}
+    cfg = load_config(None, environ=env)
+    assert cfg.limits.user_cooldown_s == 2.5 and cfg.telegram.send_as_document is True
+    assert cfg.discord.guild_id == 123 and cfg.telegram.base_url.startswith("http://127.0.0.1")
+    assert cfg.database == tmp_path / "chat.db"
+
+
+@pytest.mark.parametrize("toml, key", [
+    ("[limits]\nuser_cooldown_s = -1", "[limits] user_cooldown_s"),
+    ("[limits]\nmax_count = 9", "[limits] max_count"),
+    ("[limits]\nchat_per_minute = 0", "[limits] chat_per_minute"),
+    ("[telegram]\nsend_as_document = 'maybe'", "[telegram] send_as_document"),
+    ("[telegram]\nbase_url = 'ftp://x'", "[telegram] base_url"),
+    ("[generator]\nqueue_size = 'lots'", "[generator] queue_size"),
+    ("[discord]\ntoken = 'secret'", "[discord] has unknown key(s): token"),
+])
+def test_a_bad_value_names_its_key(tmp_path, toml, key):
+    path = tmp_path / "bot.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as e:
+        load_config(path, environ={})
+    assert key in str(e.value)
