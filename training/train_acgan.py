@@ -57,6 +57,7 @@ class Objective(Protocol):
     batch: int
     lr: float
     betas: tuple[float, float]
+    ema: bool  # export an EMA of the generator's weights (else the raw generator)
     config: acgan.ACGANConfig | seed_acgan.SeedACGANConfig
     G: nn.Module
     D: nn.Module
@@ -67,7 +68,7 @@ class Objective(Protocol):
 
 
 class DefaultObjective:
-    batch, lr, betas = 64, 2e-4, (0.5, 0.999)
+    batch, lr, betas, ema = 64, 2e-4, (0.5, 0.999), True
 
     def __init__(self, opts: TrainOptions):
         self.config = acgan.ACGANConfig(g_ch=opts.g_ch, d_ch=opts.d_ch)
@@ -92,7 +93,7 @@ class DefaultObjective:
 
 
 class SeedObjective:
-    batch, lr, betas = 128, 2e-4, (0.5, 0.999)
+    batch, lr, betas, ema = 128, 2e-4, (0.5, 0.999), False  # the original exported its raw generator
 
     def __init__(self, opts: TrainOptions):
         self.config = seed_acgan.SeedACGANConfig()
@@ -176,7 +177,7 @@ def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = Tru
     opt_d = torch.optim.Adam(D.parameters(), objective.lr, betas=objective.betas)
     batch = opts.batch or objective.batch
     z_dim = objective.config.z_dim
-    ema_beta = 0.5 ** (batch / EMA_HALF_LIFE_IMAGES)
+    ema_beta = 0.5 ** (batch / EMA_HALF_LIFE_IMAGES) if objective.ema else 0.0
 
     step, elapsed = 0, 0.0
     if resume_state is not None:
@@ -192,25 +193,28 @@ def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = Tru
     fixed = [t.to(device) for t in sample_latents(z_dim)]
     clock = time.process_time if opts.clock == "cpu" else time.perf_counter
 
+    def exported() -> nn.Module:
+        """The generator as it will be served: EMA weights with standing BN stats, or the raw one in eval mode."""
+        export = copy.deepcopy(G_ema)
+        if objective.ema:
+            standing_stats(export, z_dim, device)
+        return export.eval()
+
     def snapshot() -> None:
         run.save_snapshot({
             "G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict(),
             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
             "rng": torch.get_rng_state(), "step": step, "elapsed": elapsed,
         })
-        export = copy.deepcopy(G_ema)
-        standing_stats(export, z_dim, device)
-        save_module(export, run.path / "generator.safetensors", objective.config.to_dict(),
+        save_module(exported(), run.path / "generator.safetensors", objective.config.to_dict(),
                     preset=opts.preset, step=step, kimg=round(step * batch / 1000, 1),
                     train_minutes=round(elapsed / 60, 1), images=len(data))
         loss_curve(run.stats, run.path / "loss.png",
                    ("d_adv", "g_adv", "d_cls", "g_cls", "acc_hair_fake", "acc_eye_fake"))
 
     def sample_grid() -> None:
-        export = copy.deepcopy(G_ema)
-        standing_stats(export, z_dim, device)
         with torch.no_grad():
-            imgs = to_uint8(export(fixed[0], tag_condition(fixed[1], fixed[2])))
+            imgs = to_uint8(exported()(fixed[0], tag_condition(fixed[1], fixed[2])))
         grid(imgs, len(SAMPLE_EYES)).save(run.path / f"fakes{step:06d}.png")
 
     def done() -> bool:

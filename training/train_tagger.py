@@ -78,7 +78,7 @@ def train_tagger(opts: TaggerOptions, progress: bool = True) -> Path:
             opt.step()
             sched.step()
         acc_h, acc_e = accuracy(model, heldout)
-        run.log((epoch + 1) * steps_per_epoch, epoch=epoch + 1, loss=float(loss), heldout_hair_acc=acc_h,
+        run.log((epoch + 1) * steps_per_epoch, epoch=epoch + 1, loss=float(loss.detach()), heldout_hair_acc=acc_h,
                 heldout_eye_acc=acc_e, minutes=(time.perf_counter() - t0) / 60)
     out = run.path / "tagger.safetensors"
     save_module(model, out, model.cfg.to_dict(), heldout_hair_acc=acc_h, heldout_eye_acc=acc_e,
