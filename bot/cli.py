@@ -38,7 +38,9 @@ def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
     run_dir = Path(args.run)
     if args.resume and (run_dir / "options.json").exists():
         saved = json.loads((run_dir / "options.json").read_text())
-        opts = TrainOptions(**{**saved, "steps": args.steps, "minutes": args.minutes})
+        # the run's recipe stays as saved; the budget and where it runs may change between sessions
+        overrides = {k: getattr(args, k) for k in ("threads", "device", "clock") if getattr(args, k) is not None}
+        opts = TrainOptions(**{**saved, **overrides, "steps": args.steps, "minutes": args.minutes})
     else:
         given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainOptions)
                  if getattr(args, f.name, None) is not None}

@@ -160,16 +160,19 @@ def import_folder(conn: sqlite3.Connection, data_dir: Path, folder: Path, progre
             report.already_done += 1
         else:
             pending.append((name, path))
-    for start in tqdm(range(0, len(pending), BATCH), desc=f"importing {folder.name}", unit="batch",
-                      disable=not progress):
+    bar = tqdm(total=len(pending), desc=f"importing {folder.name}", unit="img", disable=not progress)
+    for start in range(0, len(pending), BATCH):
+        chunk = pending[start:start + BATCH]
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for name, path in pending[start:start + BATCH]:
+            for name, path in chunk:
                 _import_one(conn, data_dir, source, name, path, tags, report)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        bar.update(len(chunk))
+    bar.close()
     return report
 
 
