@@ -1,0 +1,133 @@
+"""Telegram (python-telegram-bot 22): commands and vote buttons translated to Core calls and back.
+
+Long polling, concurrent updates and the AIORateLimiter; the only state a
+button needs is its ``callback_data`` (``vote:<picture id>:up``) and the database,
+so buttons keep working after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import AsyncIterator
+
+from telegram import (BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message, Update)
+from telegram.constants import ChatAction
+from telegram.error import TelegramError
+from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, CommandHandler, ContextTypes
+
+from bot.commands import COMMANDS, DRAWING, CommandError, parse
+from bot.config import TelegramConfig
+from bot.core import VOTE_ID, Buttons, Core, Reply, Who
+
+log = logging.getLogger(__name__)
+
+CAPTION_LIMIT = 1024  # Telegram's limit for photo captions
+
+
+def build_application(core: Core, cfg: TelegramConfig, token: str) -> Application:
+    """An Application with one handler per command and one for vote buttons."""
+    app = (Application.builder().token(token).base_url(cfg.base_url).base_file_url(cfg.base_file_url)
+           .rate_limiter(AIORateLimiter()).concurrent_updates(True).build())
+    adapter = TelegramAdapter(core, cfg)
+    for name in (*COMMANDS, "start"):
+        app.add_handler(CommandHandler(name, adapter.on_command))
+    app.add_handler(CallbackQueryHandler(adapter.on_vote, pattern=VOTE_ID))
+    app.add_error_handler(adapter.on_error)
+    return app
+
+
+async def start(app: Application, cfg: TelegramConfig) -> None:
+    """Initialize, publish the command menu, and start long polling (returns once running)."""
+    await app.initialize()
+    await app.bot.set_my_commands([BotCommand(name, text[:256]) for name, (_, text) in COMMANDS.items()])
+    await app.start()
+    await app.updater.start_polling(timeout=cfg.poll_timeout_s)
+
+
+async def stop(app: Application) -> None:
+    await app.updater.stop()
+    await app.stop()
+    await app.shutdown()
+
+
+def keyboard(buttons: Buttons) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data)
+                                  for label, data in buttons.labelled()]])
+
+
+class TelegramAdapter:
+    def __init__(self, core: Core, cfg: TelegramConfig):
+        self.core = core
+        self.cfg = cfg
+
+    async def on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message, user, chat = update.effective_message, update.effective_user, update.effective_chat
+        if message is None or user is None or chat is None or not message.text:
+            return
+        who = Who("telegram", str(user.id), user.full_name, str(chat.id))
+        try:
+            command = parse(message.text, self.core.max_count)
+        except CommandError as e:
+            await message.reply_text(str(e))
+            return
+        if not isinstance(command, DRAWING):
+            await self._send(message, await self.core.handle(who, command))
+            return
+
+        async def on_queued(position: int) -> None:
+            await message.reply_text(f"⏳ You're number {position} in the queue — your picture is coming.")
+        async with _uploading(message):
+            reply = await self.core.handle(who, command, on_queued)
+        await self._send(message, reply)
+
+    async def on_vote(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        await query.answer()
+        user = query.from_user
+        chat_id = str(query.message.chat.id) if query.message else ""
+        result = await self.core.vote(Who("telegram", str(user.id), user.full_name, chat_id), query.data or "")
+        await query.edit_message_reply_markup(keyboard(result.buttons) if result.buttons else None)
+
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Log, and tell the user something failed; never a traceback in chat."""
+        log.error("telegram update failed", exc_info=context.error)
+        if isinstance(update, Update) and update.effective_message and not update.callback_query:
+            with contextlib.suppress(TelegramError):
+                await update.effective_message.reply_text("Sorry, that failed on my side. Please try again.")
+
+    async def _send(self, message: Message, reply: Reply) -> None:
+        markup = keyboard(reply.buttons) if reply.buttons else None
+        caption = reply.text[:CAPTION_LIMIT]
+        if not reply.files:
+            await message.reply_text(reply.text, reply_markup=markup)
+        elif len(reply.files) > 1:
+            await message.reply_media_group([InputMediaPhoto(f.data, caption=caption if i == 0 else None)
+                                             for i, f in enumerate(reply.files)])
+        elif reply.files[0].filename.endswith(".gif"):
+            await message.reply_animation(reply.files[0].data, caption=caption, reply_markup=markup,
+                                          filename=reply.files[0].filename)
+        elif self.cfg.send_as_document:
+            await message.reply_document(reply.files[0].data, caption=caption, reply_markup=markup,
+                                         filename=reply.files[0].filename)
+        else:
+            await message.reply_photo(reply.files[0].data, caption=caption, reply_markup=markup,
+                                      filename=reply.files[0].filename)
+
+
+@contextlib.asynccontextmanager
+async def _uploading(message: Message) -> AsyncIterator[None]:
+    """Show "sending a photo…" while drawing; Telegram clears the status after 5 s, so repeat it."""
+    async def repeat() -> None:
+        while True:
+            with contextlib.suppress(TelegramError):
+                await message.chat.send_action(ChatAction.UPLOAD_PHOTO)
+            await asyncio.sleep(4.5)
+    task = asyncio.create_task(repeat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,97 @@
+"""Telegram end to end: a real python-telegram-bot Application against the fake Bot API on loopback."""
+
+import asyncio
+import io
+
+from PIL import Image
+
+from bot.config import TelegramConfig
+from bot.telegram_adapter import build_application, start, stop
+from fakes.bot_parts import make_core
+from fakes.telegram_server import FakeTelegram
+
+TOKEN = "123:TEST"
+
+
+async def running_bot(server: FakeTelegram, data_dir, **core_args):
+    core = await make_core(data_dir, **core_args)
+    cfg = TelegramConfig(base_url=server.base_url, base_file_url=server.base_file_url, poll_timeout_s=1)
+    app = build_application(core, cfg, TOKEN)
+    await start(app, cfg)
+    return app, core
+
+
+async def stopped(app, core):
+    await stop(app)
+    await core.close()
+
+
+def keyboard_of(call):
+    return [[(b["text"], b["callback_data"]) for b in row] for row in call.params["reply_markup"]["inline_keyboard"]]
+
+
+def test_waifu_vote_restart_and_typo(tmp_path):
+    async def go():
+        server = FakeTelegram()
+        await server.start()
+        try:
+            app, core = await running_bot(server, tmp_path)
+            assert [c["command"] for c in (await server.wait_for("setMyCommands"))[0].params["commands"]][:3] == \
+                ["waifu", "grid", "morph"]
+            await server.send_command("/waifu pink blue", user_id=1)
+            photo = (await server.wait_for("sendPhoto"))[0]
+            assert server.of("sendChatAction")[0].params["action"] == "upload_photo"
+            png = Image.open(io.BytesIO(photo.file("photo")))
+            assert png.format == "PNG"
+            assert "pink hair, blue eyes" in photo.params["caption"] and "seed " in photo.params["caption"]
+            (up, up_id), (down, down_id) = keyboard_of(photo)[0]
+            assert (up, down) == ("👍 0", "👎 0") and up_id.endswith(":up") and down_id.endswith(":down")
+
+            sent = {"message_id": 5000, "date": 0, "chat": {"id": 1, "type": "private"}, "text": ""}
+            query = await server.press(sent, up_id, user_id=1)
+            answered = await server.wait_for("answerCallbackQuery")
+            assert answered[0].params["callback_query_id"] == query
+            edit = (await server.wait_for("editMessageReplyMarkup"))[0]
+            assert keyboard_of(edit)[0][0] == ("👍 1", up_id) and edit.params["message_id"] == 5000
+            await stopped(app, core)
+
+            app, core = await running_bot(server, tmp_path)  # a restart on the same database
+            await server.press(sent, down_id, user_id=2, name="Bob")
+            edit = (await server.wait_for("editMessageReplyMarkup", count=2))[-1]
+            assert [label for label, _ in keyboard_of(edit)[0]] == ["👍 1", "👎 1"]
+            await server.press(sent, up_id, user_id=1)  # Alice withdraws her 👍
+            edit = (await server.wait_for("editMessageReplyMarkup", count=3))[-1]
+            assert [label for label, _ in keyboard_of(edit)[0]] == ["👍 0", "👎 1"]
+            assert len(server.of("answerCallbackQuery")) == 3
+
+            await server.send_command("/waifu pnk", user_id=3)
+            text = (await server.wait_for("sendMessage"))[-1]
+            assert text.params["text"] == "unknown hair colour 'pnk' — did you mean pink?"
+            await stopped(app, core)
+        finally:
+            await server.stop()
+    asyncio.run(asyncio.wait_for(go(), 60))
+
+
+def test_groups_info_commands_gif_and_cooldown(tmp_path):
+    async def go():
+        server = FakeTelegram()
+        await server.start()
+        try:
+            app, core = await running_bot(server, tmp_path, cooldown_s=60)
+            await server.send_command("/morph@moe_bot pink blue blonde red", user_id=7, chat_id=-100,
+                                      chat_type="group")
+            gif = (await server.wait_for("sendAnimation"))[0]
+            assert gif.params["chat_id"] == -100 and gif.file("animation")[:6] == b"GIF89a"
+            assert len(keyboard_of(gif)[0]) == 2
+            await server.send_command("/waifu", user_id=7, chat_id=-100, chat_type="group")
+            await server.send_command("/help", user_id=8)
+            await server.send_command("/stats", user_id=8)
+            texts = [c.params["text"] for c in await server.wait_for("sendMessage", count=3)]
+            assert any(t.startswith("Slow down a little") for t in texts)
+            assert any("/waifu [hair] [eye] [count] [seed]" in t for t in texts)
+            assert any("Pictures made: 1" in t and "Model: test-v1" in t for t in texts)
+            await stopped(app, core)
+        finally:
+            await server.stop()
+    asyncio.run(asyncio.wait_for(go(), 60))
