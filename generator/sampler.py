@@ -44,6 +44,45 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
 
 
+def face_inputs(hair: Sequence[int], eye: Sequence[int], seeds: Sequence[int], z_dim: int
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(latents, conditions) for one face per (hair, eye, seed) triple."""
+    z = torch.stack([latent(s, z_dim) for s in seeds])
+    return z, tag_condition(torch.as_tensor(list(hair)), torch.as_tensor(list(eye)), N_HAIR, N_EYE)
+
+
+def mode_rows(mode: str, hair: int, eye: int, seed: int, n: int = 8) -> tuple[list[int], list[int], list[int], int]:
+    """The public ACGAN's sampling modes as (hairs, eyes, seeds, columns) of one grid.
+
+    fix-noise: one latent, every hair (rows) x every eye (columns).
+    change-hair: ``n`` latents (rows) x every hair colour, eye fixed.
+    change-eye: ``n`` latents (rows) x every eye colour, hair fixed.
+    fix-hair-eye: fixed colours, ``n`` x ``n`` different latents.
+    """
+    if mode == "fix-noise":
+        cells, ncol = [(h, e, seed) for h in range(N_HAIR) for e in range(N_EYE)], N_EYE
+    elif mode == "change-hair":
+        cells, ncol = [(h, eye, seed + r) for r in range(n) for h in range(N_HAIR)], N_HAIR
+    elif mode == "change-eye":
+        cells, ncol = [(hair, e, seed + r) for r in range(n) for e in range(N_EYE)], N_EYE
+    elif mode == "fix-hair-eye":
+        cells, ncol = [(hair, eye, seed + k) for k in range(n * n)], n
+    else:
+        raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    hs, es, ss = (list(col) for col in zip(*cells))
+    return hs, es, ss, ncol
+
+
+def morph_inputs(start: tuple[int, int, int], end: tuple[int, int, int], frames: int, z_dim: int
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latents slerped and colour conditions blended from (hair, eye, seed) ``start`` to ``end``."""
+    z0, z1 = latent(start[2], z_dim), latent(end[2], z_dim)
+    c0 = tag_condition(torch.tensor([start[0]]), torch.tensor([start[1]]), N_HAIR, N_EYE)[0]
+    c1 = tag_condition(torch.tensor([end[0]]), torch.tensor([end[1]]), N_HAIR, N_EYE)[0]
+    ts = [0.5 - 0.5 * math.cos(math.pi * i / (frames - 1)) for i in range(frames)]  # ease in and out
+    return torch.stack([slerp(z0, z1, t) for t in ts]), torch.stack([torch.lerp(c0, c1, t) for t in ts])
+
+
 class FaceSampler:
     def __init__(self, generator: nn.Module, version: str, device: torch.device = torch.device("cpu")):
         self.G = generator.to(device).eval().requires_grad_(False)
@@ -67,39 +106,14 @@ class FaceSampler:
 
     def faces(self, hair: Sequence[int], eye: Sequence[int], seeds: Sequence[int]) -> torch.Tensor:
         """One face per (hair, eye, seed) triple, as (B, 3, 64, 64) uint8."""
-        z = torch.stack([latent(s, self.z_dim) for s in seeds])
-        return self.draw(z, tag_condition(torch.as_tensor(hair), torch.as_tensor(eye), N_HAIR, N_EYE))
+        return self.draw(*face_inputs(hair, eye, seeds, self.z_dim))
 
     def mode_grid(self, mode: str, hair: int, eye: int, seed: int, n: int = 8, size: int = 64) -> Image.Image:
-        """The public ACGAN's sampling modes as one grid picture.
-
-        fix-noise: one latent, every hair (rows) x every eye (columns).
-        change-hair: ``n`` latents (rows) x every hair colour, eye fixed.
-        change-eye: ``n`` latents (rows) x every eye colour, hair fixed.
-        fix-hair-eye: fixed colours, ``n`` x ``n`` different latents.
-        Each face is shown at ``size`` pixels.
-        """
-        if mode == "fix-noise":
-            hs, es = zip(*[(h, e) for h in range(N_HAIR) for e in range(N_EYE)])
-            return grid(self.faces(hs, es, [seed] * len(hs)), N_EYE, cell=size)
-        if mode == "change-hair":
-            rows = [(h, eye, seed + r) for r in range(n) for h in range(N_HAIR)]
-            return grid(self.faces(*zip(*rows)), N_HAIR, cell=size)
-        if mode == "change-eye":
-            rows = [(hair, e, seed + r) for r in range(n) for e in range(N_EYE)]
-            return grid(self.faces(*zip(*rows)), N_EYE, cell=size)
-        if mode == "fix-hair-eye":
-            k = n * n
-            return grid(self.faces([hair] * k, [eye] * k, range(seed, seed + k)), n, cell=size)
-        raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+        """One of ``mode_rows``'s grids as a picture, each face shown at ``size`` pixels."""
+        hs, es, ss, ncol = mode_rows(mode, hair, eye, seed, n)
+        return grid(self.faces(hs, es, ss), ncol, cell=size)
 
     def morph_frames(self, start: tuple[int, int, int], end: tuple[int, int, int], frames: int = 16,
                      size: int | None = None) -> list[Image.Image]:
-        """Frames from (hair, eye, seed) ``start`` to ``end``: latents slerped, colour conditions blended."""
-        z0, z1 = latent(start[2], self.z_dim), latent(end[2], self.z_dim)
-        c0 = tag_condition(torch.tensor([start[0]]), torch.tensor([start[1]]), N_HAIR, N_EYE)[0]
-        c1 = tag_condition(torch.tensor([end[0]]), torch.tensor([end[1]]), N_HAIR, N_EYE)[0]
-        ts = [0.5 - 0.5 * math.cos(math.pi * i / (frames - 1)) for i in range(frames)]  # ease in and out
-        z = torch.stack([slerp(z0, z1, t) for t in ts])
-        cond = torch.stack([torch.lerp(c0, c1, t) for t in ts])
-        return [to_pil(img, size) for img in self.draw(z, cond)]
+        """Frames from (hair, eye, seed) ``start`` to ``end`` (see ``morph_inputs``)."""
+        return [to_pil(img, size) for img in self.draw(*morph_inputs(start, end, frames, self.z_dim))]

@@ -1,0 +1,129 @@
+"""The process that owns a generator's weights and runs its batches.
+
+Running inference in a child process means bad weights, an out-of-memory kill
+or a hung kernel cost the affected batch, never the bot: the parent sees the
+pipe close (or time out), fails those requests and starts a fresh child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import os
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import numpy as np
+
+
+class WorkerFailed(RuntimeError):
+    """The worker process died, hung or refused its weights."""
+
+
+def _serve(conn: Connection, weights: str | None, device: str, threads: int) -> None:
+    """Child main: load and check the weights, say ready, then draw batches until told to stop."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import torch
+
+    from generator.sampler import FaceSampler
+
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        sampler = FaceSampler.load(weights, device)
+        probe = sampler.G(torch.zeros(2, sampler.z_dim, device=sampler.device),
+                          torch.ones(2, 22, device=sampler.device) / 11)
+        if not torch.isfinite(probe).all():
+            raise ValueError("the generator's output is not finite")
+    except Exception as e:  # any failure to load is an answer for the parent, not a crash
+        conn.send(("error", f"{type(e).__name__}: {e}"))
+        return
+    conn.send(("ready", sampler.version, sampler.z_dim))
+    while True:
+        msg = conn.recv()
+        if msg[0] == "stop":
+            return
+        _, z, cond = msg
+        images = sampler.draw(torch.from_numpy(z), torch.from_numpy(cond)).numpy()
+        conn.send(("done", images))
+
+
+@dataclass
+class WorkerProcess:
+    """The parent's handle on one worker process; used by one dispatcher at a time."""
+
+    process: mp.process.BaseProcess
+    conn: Connection
+    version: str
+    z_dim: int
+    weights: str | None
+
+    @classmethod
+    async def start(cls, weights: str | Path | None, device: str = "cpu", threads: int = 0,
+                    timeout: float = 120.0) -> "WorkerProcess":
+        """Spawn a worker and wait until it has loaded and checked ``weights``; WorkerFailed otherwise."""
+        ctx = mp.get_context("spawn")  # fork would copy a parent's torch threads and locks
+        parent, child = ctx.Pipe()
+        weights = str(weights) if weights else None
+        proc = ctx.Process(target=_serve, args=(child, weights, device, threads), daemon=True,
+                           name="moebot-generator")
+        proc.start()
+        child.close()
+        try:
+            msg = await asyncio.wait_for(asyncio.to_thread(_recv, parent), timeout)
+        except (asyncio.TimeoutError, WorkerFailed) as e:
+            proc.kill()
+            raise WorkerFailed(f"the generator worker did not start: {e or 'timed out'}") from None
+        if msg[0] != "ready":
+            proc.join(5)
+            raise WorkerFailed(f"refused {weights or 'the bundled weights'}: {msg[1]}")
+        return cls(proc, parent, msg[1], msg[2], weights)
+
+    async def draw(self, z: np.ndarray, cond: np.ndarray, timeout: float) -> np.ndarray:
+        """Run one batch; WorkerFailed (and the process killed) if it dies or takes over ``timeout`` s."""
+        try:  # send in the thread too: a large batch can fill the pipe's buffer
+            reply = await asyncio.wait_for(asyncio.to_thread(_exchange, self.conn, ("draw", z, cond)), timeout)
+        except asyncio.TimeoutError:
+            self.kill()
+            raise WorkerFailed(f"the generator took over {timeout:g} s and was restarted") from None
+        except (OSError, WorkerFailed):
+            self.kill()
+            raise WorkerFailed("the generator process crashed and was restarted") from None
+        return reply[1]
+
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+
+    async def stop(self) -> None:
+        """Ask politely, then make sure."""
+        try:
+            self.conn.send(("stop",))
+        except OSError:
+            pass
+        deadline = time.monotonic() + 5
+        while self.process.is_alive() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        self.kill()
+
+
+def _exchange(conn: Connection, msg: tuple) -> tuple:
+    try:
+        conn.send(msg)
+    except OSError:
+        raise WorkerFailed("the worker closed its pipe") from None
+    return _recv(conn)
+
+
+def _recv(conn: Connection) -> tuple:
+    try:
+        return conn.recv()
+    except (EOFError, OSError):
+        raise WorkerFailed("the worker closed its pipe") from None
