@@ -49,6 +49,7 @@ class TrainOptions:
     log_every: int = 25
     g_ch: int = 48
     d_ch: int = 32
+    g_cls_weight: float = 1.0         # default preset: weight of the generator's classification loss
 
 
 class Objective(Protocol):
@@ -73,6 +74,7 @@ class DefaultObjective:
     def __init__(self, opts: TrainOptions):
         self.config = acgan.ACGANConfig(g_ch=opts.g_ch, d_ch=opts.d_ch)
         self.G, self.D = acgan.Generator(self.config), acgan.Discriminator(self.config)
+        self.g_cls_weight = opts.g_cls_weight
 
     def d_loss(self, real, fake, hair, eye):
         adv_real, h_logit, e_logit = self.D(real, hair, eye)
@@ -87,7 +89,7 @@ class DefaultObjective:
         adv_fake, h_logit, e_logit = self.D(fake, hair, eye)
         adv = -adv_fake.mean()
         cls = F.cross_entropy(h_logit, hair) + F.cross_entropy(e_logit, eye)
-        return {"loss": adv + cls, "g_adv": adv, "g_cls": cls,
+        return {"loss": adv + self.g_cls_weight * cls, "g_adv": adv, "g_cls": cls,
                 "acc_hair_fake": (h_logit.argmax(1) == hair).float().mean(),
                 "acc_eye_fake": (e_logit.argmax(1) == eye).float().mean()}
 
