@@ -1,0 +1,129 @@
+"""Discord (discord.py 2.x): the bot, its persistent vote buttons and the error handler.
+
+Slash commands live in ``bot.discord_cogs``; every one ends in ``MoeBot.answer``.
+A vote button is a ``DynamicItem`` whose ``custom_id`` (``vote:<picture id>:up``)
+is all the state it needs, so buttons on old messages work after a restart.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from datetime import datetime, timedelta, timezone
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.commands import DRAWING, Command
+from bot.config import DiscordConfig
+from bot.core import VOTE_ID, Buttons, Core, Reply, Who, vote_id
+from bot.discord_cogs import Drawing, Info
+from bot.discord_i18n import Descriptions
+
+log = logging.getLogger(__name__)
+
+TOKEN_MARGIN = timedelta(seconds=30)  # answer in the channel when the interaction token is about to expire
+
+
+class Refused(app_commands.CheckFailure):
+    """A limit said no; the message is the answer."""
+
+
+class MoeBot(commands.Bot):
+    def __init__(self, core: Core, cfg: DiscordConfig):
+        super().__init__(command_prefix=commands.when_mentioned, intents=discord.Intents.default(),
+                         help_command=None)
+        self.core = core
+        self.cfg = cfg
+
+    async def setup_hook(self) -> None:
+        await self.tree.set_translator(Descriptions())
+        await self.add_cog(Drawing(self))
+        await self.add_cog(Info(self))
+        self.add_dynamic_items(VoteButton)
+        self.tree.on_error = self.on_tree_error
+        if self.cfg.sync_commands:
+            guild = discord.Object(self.cfg.guild_id) if self.cfg.guild_id else None
+            if guild:
+                self.tree.copy_global_to(guild=guild)
+            await self.tree.sync(guild=guild)
+
+    def within_limits(self, interaction: discord.Interaction) -> bool:
+        """The cooldown check of drawing commands: refuse before deferring, so the refusal can be private."""
+        who = who_of(interaction)
+        refusal = self.core.limits.check(who.user_key, who.chat_key)
+        if refusal:
+            raise Refused(refusal)
+        return True
+
+    async def answer(self, interaction: discord.Interaction, command: Command) -> None:
+        """Run ``command`` through the core and send its reply; drawing is deferred with "thinking…"."""
+        if not isinstance(command, DRAWING):
+            reply = await self.core.handle(who_of(interaction), command)
+            await interaction.response.send_message(reply.text, files=_files(reply), ephemeral=reply.refusal)
+            return
+        await interaction.response.defer(thinking=True)
+
+        async def on_queued(position: int) -> None:
+            await interaction.edit_original_response(content=f"⏳ You're number {position} in the queue…")
+        reply = await self.core.handle(who_of(interaction), command, on_queued)
+        view = vote_view(reply.buttons) if reply.buttons else discord.utils.MISSING
+        if datetime.now(timezone.utc) + TOKEN_MARGIN < interaction.expires_at or interaction.channel is None:
+            await interaction.followup.send(reply.text, files=_files(reply), view=view)
+        else:  # the 15-minute token is (nearly) gone: post in the channel instead
+            await interaction.channel.send(f"{interaction.user.mention} {reply.text}", files=_files(reply), view=view)
+
+    async def on_tree_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        """Every failure gets a polite, private answer; the traceback goes to the log only."""
+        if isinstance(error, Refused):
+            text = str(error)
+        elif isinstance(error, app_commands.CommandNotFound):
+            text = "That command no longer exists — try /help."
+        elif isinstance(error, app_commands.CheckFailure):
+            text = "You can't use that command here."
+        else:
+            log.error("discord command failed", exc_info=error)
+            text = "Sorry, something went wrong on my side. Please try again in a moment."
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(text, ephemeral=True)
+            else:
+                await interaction.response.send_message(text, ephemeral=True)
+        except discord.HTTPException:
+            log.warning("could not tell the user about an error", exc_info=True)
+
+
+class VoteButton(discord.ui.DynamicItem[discord.ui.Button], template=VOTE_ID):
+    def __init__(self, picture_id: int, up: bool, label: str = ""):
+        super().__init__(discord.ui.Button(label=label or ("👍" if up else "👎"), custom_id=vote_id(picture_id, up),
+                                           style=discord.ButtonStyle.success if up else discord.ButtonStyle.secondary))
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
+                             match) -> "VoteButton":
+        return cls(int(match.group(1)), match.group(2) == "up", item.label or "")
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot: MoeBot = interaction.client  # type: ignore[assignment]
+        result = await bot.core.vote(who_of(interaction), self.custom_id)
+        if result.buttons is None:
+            await interaction.response.send_message(result.notice, ephemeral=True)
+        else:
+            await interaction.response.edit_message(view=vote_view(result.buttons))
+
+
+def vote_view(buttons: Buttons) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    for up, (label, _) in zip((True, False), buttons.labelled()):
+        view.add_item(VoteButton(buttons.picture_id, up, label))
+    return view
+
+
+def who_of(interaction: discord.Interaction) -> Who:
+    user = interaction.user
+    return Who("discord", str(user.id), user.display_name, str(interaction.channel_id or user.id))
+
+
+def _files(reply: Reply) -> list[discord.File]:
+    return [discord.File(io.BytesIO(f.data), filename=f.filename) for f in reply.files]
