@@ -110,6 +110,12 @@ def cmd_evaluate(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
+    from bot.runner import run
+
+    return run(cfg)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="moebot", description=__doc__)
     p.add_argument("--config", help="path to bot.toml (default: ./bot.toml if present)")
@@ -164,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--fid", action="store_true", help="also compute FID (needs the 'fid' extra)")
     ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ev.set_defaults(func=cmd_evaluate)
+
+    run = sub.add_parser("run", help="run the chat bot on every platform with a token (DISCORD_TOKEN, TELEGRAM_TOKEN)")
+    run.add_argument("--config", default=argparse.SUPPRESS, help="path to bot.toml (default: ./bot.toml if present)")
+    run.set_defaults(func=cmd_run)
     return p
 
 

@@ -1,0 +1,103 @@
+"""``moebot run``: load the generator, open the store, and start every chat platform that has a token.
+
+With no token at all it explains how to add one and draws a demo picture, so a
+fresh install does something visible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Mapping
+
+import migrations
+from bot.config import Config
+from bot.core import Core
+from bot.limits import Limits
+from bot.store import Store
+from bot.worker import Worker
+from generator.sampler import FaceSampler
+
+log = logging.getLogger("moebot")
+
+NO_TOKEN = """No chat token is set, so no bot is started. To run the bot, set one or both:
+  export TELEGRAM_TOKEN=123456:ABC...   (from @BotFather in Telegram: /newbot)
+  export DISCORD_TOKEN=MTE...           (Discord developer portal: your application > Bot > Reset Token)
+then run `moebot run` again. The README's "The chat bot" section has the details."""
+
+
+def run(cfg: Config, environ: Mapping[str, str] = os.environ) -> int:
+    tokens = {name: environ.get(f"{name.upper()}_TOKEN", "").strip() for name in ("telegram", "discord")}
+    try:
+        sampler = load_sampler(cfg)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"moebot run: cannot load the generator: {e}\n"
+              "Set [generator] weights in bot.toml (or MOEBOT_GENERATOR_WEIGHTS) to a weights file, "
+              "e.g. one written by `moebot train acgan`.", file=sys.stderr)
+        return 2
+    if not any(tokens.values()):
+        print(NO_TOKEN)
+        print(f"Meanwhile, here is a demo picture (every hair × eye colour, model {sampler.version}):")
+        print(draw_demo(sampler, cfg.storage.data_dir))
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(serve(cfg, sampler, tokens))
+    except migrations.SchemaTooNew as e:
+        print(f"moebot run: {cfg.database}: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def load_sampler(cfg: Config) -> FaceSampler:
+    if cfg.generator.threads:
+        import torch
+        torch.set_num_threads(cfg.generator.threads)
+    return FaceSampler.load(cfg.generator.weights or None, cfg.generator.device)
+
+
+def draw_demo(sampler: FaceSampler, data_dir: Path) -> Path:
+    path = data_dir / "demo" / "fix-noise.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sampler.mode_grid("fix-noise", 0, 0, seed=0).save(path)
+    return path
+
+
+def make_core(cfg: Config, sampler: FaceSampler, store: Store) -> Core:
+    return Core(store, Worker(sampler, cfg.generator.queue_size),
+                Limits(cfg.limits.user_cooldown_s, cfg.limits.chat_per_minute),
+                max_count=cfg.limits.max_count, display_size=cfg.generator.display_size,
+                morph_frames=cfg.generator.morph_frames, top_size=cfg.limits.top_size)
+
+
+async def serve(cfg: Config, sampler: FaceSampler, tokens: Mapping[str, str]) -> None:
+    """Run until SIGINT/SIGTERM (or Discord stops); shut every platform down, then the core."""
+    core = make_core(cfg, sampler, await Store.open(cfg.database, cfg.storage.data_dir))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with contextlib.AsyncExitStack() as running:
+        running.push_async_callback(core.close)
+        if tokens["telegram"]:
+            from bot import telegram_adapter
+            app = telegram_adapter.build_application(core, cfg.telegram, tokens["telegram"])
+            await telegram_adapter.start(app, cfg.telegram)
+            running.push_async_callback(telegram_adapter.stop, app)
+            log.info("telegram: polling as @%s", app.bot.username)
+        if tokens["discord"]:
+            from bot.discord_adapter import MoeBot
+            bot = MoeBot(core, cfg.discord)
+            task = asyncio.create_task(bot.start(tokens["discord"]))
+            task.add_done_callback(lambda _: stop.set())  # a login failure or fatal error ends the run
+            running.push_async_callback(bot.close)
+        log.info("moebot is running with model %s; Ctrl+C stops it", core.model_version)
+        await stop.wait()
+        if tokens["discord"] and task.done() and task.exception():
+            log.error("discord stopped: %s", task.exception())

@@ -1,0 +1,57 @@
+"""``moebot run``: without tokens it explains and draws a demo; bad settings stop it with a clear message."""
+
+import sqlite3
+
+import pytest
+from PIL import Image
+
+import migrations
+from bot.cli import main
+from generator.models.acgan import ACGANConfig, Generator
+from generator.weights import save_module
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    G = Generator(ACGANConfig(g_ch=4))
+    save_module(G, tmp_path / "tiny.safetensors", G.cfg.to_dict(), step=0)
+    monkeypatch.chdir(tmp_path)
+    for name in ("DISCORD_TOKEN", "TELEGRAM_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MOEBOT_GENERATOR_WEIGHTS", str(tmp_path / "tiny.safetensors"))
+    monkeypatch.setenv("MOEBOT_GENERATOR_DEVICE", "cpu")
+    monkeypatch.setenv("MOEBOT_STORAGE_DATA_DIR", str(tmp_path / "data"))
+    return monkeypatch
+
+
+def test_without_tokens_it_says_how_to_add_one_and_draws_a_demo(tmp_path, env, capsys):
+    assert main(["run"]) == 0
+    out = capsys.readouterr().out
+    assert "TELEGRAM_TOKEN" in out and "DISCORD_TOKEN" in out
+    path = tmp_path / "data" / "demo" / "fix-noise.png"
+    assert str(path) in out
+    assert Image.open(path).size == (10 * 66 + 2, 12 * 66 + 2)
+
+
+def test_bad_settings_stop_it_with_a_message(tmp_path, env, capsys):
+    env.setenv("MOEBOT_LIMITS_MAX_COUNT", "9")
+    assert main(["run"]) == 2
+    assert "[limits] max_count" in capsys.readouterr().err
+    env.delenv("MOEBOT_LIMITS_MAX_COUNT")
+    env.setenv("MOEBOT_GENERATOR_WEIGHTS", str(tmp_path / "missing.safetensors"))
+    assert main(["run"]) == 2
+    assert "cannot load the generator" in capsys.readouterr().err
+
+
+def test_a_newer_database_schema_stops_it(tmp_path, env, capsys):
+    (tmp_path / "data").mkdir()
+    conn = sqlite3.connect(tmp_path / "data" / "moebot.db")
+    conn.execute(f"PRAGMA user_version = {migrations.latest_version() + 1}")
+    conn.close()
+    env.setenv("TELEGRAM_TOKEN", "123:SECRET")
+    assert main(["run", "--config", str(tmp_path / "none.toml")]) == 2  # --config after run: a missing file
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "bot.toml").write_text("[limits]\ntop_size = 2\n")
+    assert main(["run", "--config", str(tmp_path / "bot.toml")]) == 2
+    err = capsys.readouterr().err
+    assert "upgrade moebot" in err and "SECRET" not in err
