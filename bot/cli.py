@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from bot.config import Config, ConfigError, load_config
@@ -26,6 +27,9 @@ def cmd_import(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+RESUME_OVERRIDES = ("threads", "device", "clock", "g_cls_weight")
+
+
 def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
     import dataclasses
     import json
@@ -38,9 +42,12 @@ def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
     run_dir = Path(args.run)
     if args.resume and (run_dir / "options.json").exists():
         saved = json.loads((run_dir / "options.json").read_text())
-        # the run's recipe stays as saved; the budget and where it runs may change between sessions
-        overrides = {k: getattr(args, k) for k in ("threads", "device", "clock") if getattr(args, k) is not None}
+        # the recipe stays as saved, except what a resume may change: the budget, where it runs, and the
+        # classification weight (a fine-tuning knob); changes are logged in resumes.jsonl
+        overrides = {k: getattr(args, k) for k in RESUME_OVERRIDES if getattr(args, k) is not None}
         opts = TrainOptions(**{**saved, **overrides, "steps": args.steps, "minutes": args.minutes})
+        with open(run_dir / "resumes.jsonl", "a") as f:
+            f.write(json.dumps({"time": time.time(), "steps": args.steps, "minutes": args.minutes, **overrides}) + "\n")
     else:
         given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainOptions)
                  if getattr(args, f.name, None) is not None}
@@ -140,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", help="auto (CUDA when present), cpu, cuda, cuda:N")
     train.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     train.add_argument("--clock", choices=["wall", "cpu"], help="count --minutes as wall or process CPU time")
+    train.add_argument("--g-cls-weight", dest="g_cls_weight", type=float,
+                       help="default preset: weight of G's colour-classification loss (lower = more varied faces)")
     train.add_argument("--snapshot-every", dest="snapshot_every", type=int)
     train.add_argument("--sample-every", dest="sample_every", type=int)
     train.add_argument("--epochs", type=int, help="tagger: passes over the train split")

@@ -33,10 +33,13 @@ class ServiceMetrics:
     batch_sizes: Counter = field(default_factory=Counter)
     recent: deque = field(default_factory=lambda: deque(maxlen=4096))  # (time, images) of finished batches
 
-    def batch_done(self, rows: int) -> None:
+    def faces_done(self, rows: int) -> None:
         self.images += rows
-        self.batch_sizes[rows] += 1
         self.recent.append((time.monotonic(), rows))
+
+    def batch_done(self, rows: int) -> None:
+        self.faces_done(rows)
+        self.batch_sizes[rows] += 1
 
     def images_per_second(self, span: float = 60.0) -> float:
         now = time.monotonic()

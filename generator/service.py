@@ -11,6 +11,7 @@ waits for the swap; each result names the version that drew it.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import math
@@ -73,7 +74,57 @@ class _Request:
         return len(self.z)
 
 
-class GeneratorService:
+class DrawingService(abc.ABC):
+    """One generator backend (in-process worker or Ray Serve): ``draw`` plus what is built on it,
+    faces by seed, the ACGAN grids and morphs, so the bot works the same against either."""
+
+    metrics: ServiceMetrics
+
+    @property
+    @abc.abstractmethod
+    def z_dim(self) -> int: ...
+
+    @property
+    @abc.abstractmethod
+    def version(self) -> str: ...
+
+    @abc.abstractmethod
+    async def start(self) -> "DrawingService": ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def promote(self, weights: str | Path) -> str:
+        """Serve ``weights`` from now on, without failing or stalling requests; WorkerFailed keeps the old."""
+
+    @abc.abstractmethod
+    async def draw(self, z: torch.Tensor, cond: torch.Tensor, timeout: float | None = None) -> Drawn:
+        """One face per (latent, condition) row; QueueFull at once when too much is waiting."""
+
+    async def __aenter__(self) -> "DrawingService":
+        return await self.start()
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def faces(self, hair: Sequence[int], eye: Sequence[int], seeds: Sequence[int],
+                    timeout: float | None = None) -> Drawn:
+        return await self.draw(*face_inputs(hair, eye, seeds, self.z_dim), timeout)
+
+    async def mode_grid(self, mode: str, hair: int, eye: int, seed: int, n: int = 8, size: int = 64
+                        ) -> tuple[Image.Image, str]:
+        hs, es, ss, ncol = mode_rows(mode, hair, eye, seed, n)
+        drawn = await self.faces(hs, es, ss)
+        return grid(drawn.images, ncol, cell=size), drawn.version
+
+    async def morph_frames(self, start: tuple[int, int, int], end: tuple[int, int, int], frames: int = 16,
+                           size: int | None = None) -> tuple[list[Image.Image], str]:
+        drawn = await self.draw(*morph_inputs(start, end, frames, self.z_dim))
+        return [to_pil(img, size) for img in drawn.images], drawn.version
+
+
+class GeneratorService(DrawingService):
     def __init__(self, weights: str | Path | None = None, options: ServiceOptions = ServiceOptions()):
         self.options = options
         self.metrics = ServiceMetrics()
@@ -104,12 +155,6 @@ class GeneratorService:
             if w:
                 await w.stop()
 
-    async def __aenter__(self) -> "GeneratorService":
-        return await self.start()
-
-    async def __aexit__(self, *exc) -> None:
-        await self.close()
-
     @property
     def version(self) -> str:
         return self._worker.version if self._worker else "not started"
@@ -136,21 +181,6 @@ class GeneratorService:
         finally:
             if not req.future.done():  # the caller gave up: the dispatcher will skip this request
                 req.future.cancel()
-
-    async def faces(self, hair: Sequence[int], eye: Sequence[int], seeds: Sequence[int],
-                    timeout: float | None = None) -> Drawn:
-        return await self.draw(*face_inputs(hair, eye, seeds, self.z_dim), timeout)
-
-    async def mode_grid(self, mode: str, hair: int, eye: int, seed: int, n: int = 8, size: int = 64
-                        ) -> tuple[Image.Image, str]:
-        hs, es, ss, ncol = mode_rows(mode, hair, eye, seed, n)
-        drawn = await self.faces(hs, es, ss)
-        return grid(drawn.images, ncol, cell=size), drawn.version
-
-    async def morph_frames(self, start: tuple[int, int, int], end: tuple[int, int, int], frames: int = 16,
-                           size: int | None = None) -> tuple[list[Image.Image], str]:
-        drawn = await self.draw(*morph_inputs(start, end, frames, self.z_dim))
-        return [to_pil(img, size) for img in drawn.images], drawn.version
 
     # -- hot reload --------------------------------------------------------------------------------------
     async def promote(self, weights: str | Path) -> str:
