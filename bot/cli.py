@@ -123,6 +123,33 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
     return run(cfg)
 
 
+def cmd_models(args: argparse.Namespace, cfg: Config) -> int:
+    from generator.active_model import models_dir, promote_file, read_active
+    from generator.weights import BUNDLED_GENERATOR, read_metadata, weights_version
+
+    data_dir = cfg.storage.data_dir
+    if args.action == "promote":
+        if not args.file:
+            print("moebot models promote: give the weights FILE", file=sys.stderr)
+            return 2
+        try:
+            active = promote_file(data_dir, Path(args.file))
+        except (OSError, ValueError) as e:
+            print(f"moebot models promote: refused {args.file}: {e}", file=sys.stderr)
+            return 1
+        print(f"active model is now {active.version} ({active.weights}); running bots switch within seconds")
+        return 0
+    active = read_active(data_dir)
+    bundled = weights_version(BUNDLED_GENERATOR, read_metadata(BUNDLED_GENERATOR)) if BUNDLED_GENERATOR.exists() \
+        else "missing"
+    print(f"bundled: {bundled}{'  <- active' if active is None else ''}")
+    for path in sorted(models_dir(data_dir).glob("*.safetensors")):
+        version = weights_version(path, read_metadata(path))
+        mark = "  <- active" if active and active.weights == path else ""
+        print(f"{path.name}: {version}{mark}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="moebot", description=__doc__)
     p.add_argument("--config", help="path to bot.toml (default: ./bot.toml if present)")
@@ -179,6 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--fid", action="store_true", help="also compute FID (needs the 'fid' extra)")
     ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ev.set_defaults(func=cmd_evaluate)
+
+    models = sub.add_parser("models", help="list the generator versions, or promote a weights file to active")
+    models.add_argument("action", choices=["list", "promote"])
+    models.add_argument("file", nargs="?", help="promote: the generator weights (.safetensors) to serve")
+    models.set_defaults(func=cmd_models)
 
     run = sub.add_parser("run", help="run the chat bot on every platform with a token (DISCORD_TOKEN, TELEGRAM_TOKEN)")
     run.add_argument("--config", default=argparse.SUPPRESS, help="path to bot.toml (default: ./bot.toml if present)")

@@ -20,7 +20,7 @@ from torch import nn
 from generator.images import grid, to_pil, to_uint8
 from generator.models import tag_condition
 from generator.tags import N_EYE, N_HAIR
-from generator.weights import BUNDLED_GENERATOR, load_module
+from generator.weights import BUNDLED_GENERATOR, load_module, weights_version
 
 MODES = ("fix-noise", "change-hair", "change-eye", "fix-hair-eye", "interpolate")
 
@@ -96,8 +96,7 @@ class FaceSampler:
         path = Path(path) if path else BUNDLED_GENERATOR
         dev = resolve_device(device)
         G, meta = load_module(path, dev)
-        version = meta.get("version") or f"{path.stem}@{meta.get('step', '?')}"
-        return cls(G, str(version), dev)
+        return cls(G, weights_version(path, meta), dev)
 
     @torch.inference_mode()
     def draw(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:

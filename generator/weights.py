@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
@@ -46,9 +47,18 @@ def save_module(module: nn.Module, path: str | os.PathLike, config: dict, **info
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
+    """The JSON metadata of a weights file; ValueError when it is not a safetensors file."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except SafetensorError as e:
+        raise ValueError(f"{path}: not a safetensors file ({e})") from None
     return {k: json.loads(v) for k, v in meta.items()}
+
+
+def weights_version(path: str | os.PathLike, meta: dict[str, Any]) -> str:
+    """What a reply names as the model that drew it: the file's own version, else its name and step."""
+    return str(meta.get("version") or f"{Path(path).stem}@{meta.get('step', '?')}")
 
 
 def load_module(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
