@@ -43,15 +43,15 @@ def format_table(result: dict) -> str:
     rows = [
         ("hair accuracy", f"{result['hair_acc']:.3f}", f"{result['real_hair_acc']:.3f}", f"{result['hair_ratio']:.2f}"),
         ("eye accuracy", f"{result['eye_acc']:.3f}", f"{result['real_eye_acc']:.3f}", f"{result['eye_ratio']:.2f}"),
-        ("diversity", f"{result['diversity']:.3f}", f"{result['real_diversity']:.3f}",
+        ("diversity (coverage)", f"{result['diversity']:.3f}", f"{result['real_diversity']:.3f}",
          f"{result['diversity_ratio']:.2f}"),
         ("Fréchet distance", f"{result['fd']:.2f}", "0", ""),
     ]
     if "fid" in result:
         rows.append((f"FID ({FID_IMAGES} faces)", f"{result['fid']:.2f}", "0", ""))
     lines = [f"model {result['model']} on {result['images']} held-out tag pairs",
-             f"{'':18}{'generated':>10}{'real':>8}{'ratio':>8}"]
-    lines += [f"{name:18}{gen:>10}{real:>8}{ratio:>8}" for name, gen, real, ratio in rows]
+             f"{'':22}{'generated':>10}{'real':>8}{'ratio':>8}"]
+    lines += [f"{name:22}{gen:>10}{real:>8}{ratio:>8}" for name, gen, real, ratio in rows]
     return "\n".join(lines)
 
 

@@ -8,8 +8,13 @@ tags from a fixed latent, so real and generated sets share one tag distribution:
   ceiling); *_ratio = generated / ceiling.
 - fd: Fréchet distance between generated and real faces in the classifier's
   feature space (lower is better).
-- diversity: mean pairwise feature distance between faces of the same tag pair
-  (collapse drives it to 0); diversity_ratio = generated / real.
+- diversity: coverage (Naeem et al. 2020): the share of real faces that have a
+  generated face inside their 5-nearest-neighbour ball of real faces. The held-out
+  set is split in two halves: one is the reference, the other half's tags are
+  drawn, and real_diversity is the same figure for the other half of the real
+  faces. A collapsed generator covers few real faces; so does one that draws
+  noise (which a mere spread of features would reward); diversity_ratio =
+  generated / real.
 
 Everything is computed on fixed latents in a fixed order, so a given weights
 file always gets the same figures.
@@ -53,16 +58,10 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * tr_sqrt)
 
 
-def diversity(features: torch.Tensor, hair: torch.Tensor, eye: torch.Tensor) -> float:
-    """Mean pairwise L2 distance between faces sharing a tag pair, averaged over pairs with 2+ faces."""
-    pair = hair * N_EYE + eye
-    dists = []
-    for p in pair.unique():
-        f = features[pair == p]
-        if len(f) > 1:
-            d = torch.cdist(f, f)
-            dists.append(float(d.sum() / (len(f) * (len(f) - 1))))
-    return float(np.mean(dists))
+def coverage(reference: torch.Tensor, probe: torch.Tensor, k: int = 5) -> float:
+    """Share of ``reference`` points with a ``probe`` point closer than their k-th nearest reference neighbour."""
+    radius = torch.cdist(reference, reference).kthvalue(k + 1, dim=1).values  # +1: itself at distance 0
+    return float((torch.cdist(reference, probe).min(1).values < radius).float().mean())
 
 
 @dataclass
@@ -82,7 +81,7 @@ class Evaluator:
         feats, hair, eye = classify(tagger, heldout.images)
         return cls(tagger, heldout, feats,
                    float((hair == heldout.hair).float().mean()), float((eye == heldout.eye).float().mean()),
-                   diversity(feats, heldout.hair, heldout.eye))
+                   coverage(feats[0::2], feats[1::2]))
 
     @torch.no_grad()
     def generate(self, G: torch.nn.Module, seed: int = 0) -> torch.Tensor:
@@ -102,7 +101,7 @@ class Evaluator:
         feats, hair, eye = classify(self.tagger, fake)
         hair_acc = float((hair == self.heldout.hair).float().mean())
         eye_acc = float((eye == self.heldout.eye).float().mean())
-        div = diversity(feats, self.heldout.hair, self.heldout.eye)
+        div = coverage(self.real_features[0::2], feats[1::2])  # faces drawn for the other half's tags
         return {
             "hair_acc": hair_acc, "eye_acc": eye_acc,
             "real_hair_acc": self.real_hair_acc, "real_eye_acc": self.real_eye_acc,
