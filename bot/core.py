@@ -227,7 +227,8 @@ class Core:
         for rank, p in enumerate(best, 1):
             lines.append(f"{rank}. {p.tags} · seed {p.seed} · 👍 {p.up} 👎 {p.down}")
             try:
-                files.append(Attachment(f"top{rank}-{p.id}{p.path.suffix}", p.path.read_bytes()))
+                data = await asyncio.to_thread(p.path.read_bytes)
+                files.append(Attachment(f"top{rank}-{p.id}{p.path.suffix}", data))
             except OSError:
                 log.warning("picture file %s is missing", p.path)
         return Reply("\n".join(lines), files)

@@ -15,7 +15,8 @@ from typing import AsyncIterator
 from telegram import (BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message, Update)
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
-from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, CommandHandler, ContextTypes
+from telegram.ext import (AIORateLimiter, Application, CallbackQueryHandler, CommandHandler, ContextTypes,
+                          MessageHandler, filters)
 
 from bot.commands import COMMANDS, DRAWING, CommandError, parse
 from bot.config import TelegramConfig
@@ -33,6 +34,8 @@ def build_application(core: Core, cfg: TelegramConfig, token: str) -> Applicatio
     adapter = TelegramAdapter(core, cfg)
     for name in (*COMMANDS, "start"):
         app.add_handler(CommandHandler(name, adapter.on_command))
+    # in a private chat an unknown /command gets "I don't know…"; in groups it may be another bot's
+    app.add_handler(MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, adapter.on_command))
     app.add_handler(CallbackQueryHandler(adapter.on_vote, pattern=VOTE_ID))
     app.add_error_handler(adapter.on_error)
     return app
@@ -102,9 +105,18 @@ class TelegramAdapter:
         caption = reply.text[:CAPTION_LIMIT]
         if not reply.files:
             await message.reply_text(reply.text, reply_markup=markup)
-        elif len(reply.files) > 1:
-            await message.reply_media_group([InputMediaPhoto(f.data, caption=caption if i == 0 else None)
-                                             for i, f in enumerate(reply.files)])
+        elif len(reply.files) > 1:  # /top: an album of the stills (albums cannot hold GIFs), then each GIF
+            stills = [f for f in reply.files if not f.filename.endswith(".gif")]
+            if len(stills) > 1:
+                await message.reply_media_group([InputMediaPhoto(f.data, caption=caption if i == 0 else None)
+                                                 for i, f in enumerate(stills)])
+            elif stills:
+                await message.reply_photo(stills[0].data, caption=caption, filename=stills[0].filename)
+            else:
+                await message.reply_text(reply.text)
+            for f in reply.files:
+                if f.filename.endswith(".gif"):
+                    await message.reply_animation(f.data, filename=f.filename)
         elif reply.files[0].filename.endswith(".gif"):
             await message.reply_animation(reply.files[0].data, caption=caption, reply_markup=markup,
                                           filename=reply.files[0].filename)

@@ -13,9 +13,10 @@ from fakes.telegram_server import FakeTelegram
 TOKEN = "123:TEST"
 
 
-async def running_bot(server: FakeTelegram, data_dir, **core_args):
+async def running_bot(server: FakeTelegram, data_dir, as_document=False, **core_args):
     core = await make_core(data_dir, **core_args)
-    cfg = TelegramConfig(base_url=server.base_url, base_file_url=server.base_file_url, poll_timeout_s=1)
+    cfg = TelegramConfig(base_url=server.base_url, base_file_url=server.base_file_url, poll_timeout_s=1,
+                         send_as_document=as_document)
     app = build_application(core, cfg, TOKEN)
     await start(app, cfg)
     return app, core
@@ -67,6 +68,15 @@ def test_waifu_vote_restart_and_typo(tmp_path):
             await server.send_command("/waifu pnk", user_id=3)
             text = (await server.wait_for("sendMessage"))[-1]
             assert text.params["text"] == "unknown hair colour 'pnk' — did you mean pink?"
+            await server.send_command("/frobnicate", user_id=3)
+            text = (await server.wait_for("sendMessage", count=2))[-1]
+            assert text.params["text"] == "I don't know the command /frobnicate. Try /help."
+            await server.press(sent, up_id, user_id=3)
+            await server.wait_for("editMessageReplyMarkup", count=4)
+            await server.send_command("/top all", user_id=3)
+            best = (await server.wait_for("sendPhoto", count=2))[-1]
+            assert best.params["caption"].splitlines()[1].endswith("👍 1 👎 1") and "reply_markup" not in best.params
+            assert best.file("photo") == photo.file("photo")
             await stopped(app, core)
         finally:
             await server.stop()
@@ -78,19 +88,36 @@ def test_groups_info_commands_gif_and_cooldown(tmp_path):
         server = FakeTelegram()
         await server.start()
         try:
-            app, core = await running_bot(server, tmp_path, cooldown_s=60)
+            app, core = await running_bot(server, tmp_path, as_document=True, cooldown_s=60)
             await server.send_command("/morph@moe_bot pink blue blonde red", user_id=7, chat_id=-100,
                                       chat_type="group")
             gif = (await server.wait_for("sendAnimation"))[0]
             assert gif.params["chat_id"] == -100 and gif.file("animation")[:6] == b"GIF89a"
             assert len(keyboard_of(gif)[0]) == 2
+            gif_message = {"message_id": 7000, "date": 0, "chat": {"id": -100, "type": "group", "title": "g"}}
             await server.send_command("/waifu", user_id=7, chat_id=-100, chat_type="group")
+            await server.send_command("/waifu 2", user_id=9, chat_id=-100, chat_type="group")
+            document = (await server.wait_for("sendDocument"))[0]  # send_as_document: full quality
+            assert Image.open(io.BytesIO(document.file("document"))).size == (134, 68)  # 2 faces side by side
+            await server.send_command("/nonsense", user_id=7, chat_id=-100, chat_type="group")  # another bot's
             await server.send_command("/help", user_id=8)
             await server.send_command("/stats", user_id=8)
             texts = [c.params["text"] for c in await server.wait_for("sendMessage", count=3)]
             assert any(t.startswith("Slow down a little") for t in texts)
             assert any("/waifu [hair] [eye] [count] [seed]" in t for t in texts)
-            assert any("Pictures made: 1" in t and "Model: test-v1" in t for t in texts)
+            assert any("Pictures made: 2" in t and "Model: test-v1" in t for t in texts)
+            assert not any("nonsense" in t for t in texts)
+            await server.send_command("/waifu blonde", user_id=10, chat_id=-100, chat_type="group")
+            second = (await server.wait_for("sendDocument", count=2))[-1]
+            for picture in (gif, document, second):  # /top: an album of the two stills, then the GIF
+                await server.press(gif_message, keyboard_of(picture)[0][0][1], user_id=8)
+            await server.wait_for("editMessageReplyMarkup", count=3)
+            await server.send_command("/top", user_id=8)
+            album = (await server.wait_for("sendMediaGroup"))[0]
+            assert [m["type"] for m in album.params["media"]] == ["photo", "photo"]
+            assert album.params["media"][0]["caption"].startswith("Best-voted pictures this week:")
+            animations = await server.wait_for("sendAnimation", count=2)
+            assert animations[-1].file("animation") == gif.file("animation")
             await stopped(app, core)
         finally:
             await server.stop()
