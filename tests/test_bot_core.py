@@ -138,7 +138,8 @@ def test_full_queue_answers_busy_and_queued_users_hear_their_position(tmp_path):
         try:
             tasks = [asyncio.create_task(core.handle(Who("telegram", str(i), "u", "1"), Waifu(seed=i), on_queued))
                      for i in range(5)]
-            await asyncio.sleep(0.2)
+            while core.worker.pending < 3 or sum(t.done() for t in tasks) < 2:  # all in: 3 held, 2 refused
+                await asyncio.sleep(0.01)
             gate.set()
             return await asyncio.gather(*tasks), positions
         finally:
