@@ -46,6 +46,7 @@ def run(cfg: Config, environ: Mapping[str, str] = os.environ) -> int:
         print(draw_demo(sampler, cfg.storage.data_dir))
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines show Telegram URLs, token included
     try:
         asyncio.run(serve(cfg, sampler, tokens))
     except migrations.SchemaTooNew as e:
