@@ -55,3 +55,45 @@ def test_a_newer_database_schema_stops_it(tmp_path, env, capsys):
     assert main(["run", "--config", str(tmp_path / "bot.toml")]) == 2
     err = capsys.readouterr().err
     assert "upgrade moebot" in err and "SECRET" not in err
+
+
+def test_run_serves_telegram_until_stopped_and_never_logs_the_token(tmp_path, env, caplog):
+    """The whole `moebot run` path against the fake Bot API, stopped by SIGINT as Ctrl+C would."""
+    import asyncio
+    import logging
+    import os
+    import signal
+    import threading
+
+    from bot.config import load_config
+    from bot.runner import run
+    from fakes.telegram_server import FakeTelegram
+
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    server = FakeTelegram()
+    asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
+
+    def user_then_ctrl_c():
+        async def chat():
+            await server.wait_for("setMyCommands", timeout=30)
+            await server.send_command("/waifu pink blue", user_id=1)
+            await server.wait_for("sendPhoto", timeout=30)
+        try:
+            asyncio.run_coroutine_threadsafe(chat(), loop).result(60)
+        finally:
+            os.kill(os.getpid(), signal.SIGINT)
+    threading.Thread(target=user_then_ctrl_c, daemon=True).start()
+
+    caplog.set_level(logging.INFO)
+    env.setenv("MOEBOT_TELEGRAM_BASE_URL", server.base_url)
+    env.setenv("MOEBOT_TELEGRAM_POLL_TIMEOUT_S", "1")
+    secret = "123456:VERY-SECRET-TOKEN"
+    try:
+        assert run(load_config(None), {"TELEGRAM_TOKEN": secret}) == 0
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+    assert len(server.of("sendPhoto")) == 1
+    assert "moebot is running" in caplog.text and secret not in caplog.text
+    assert sqlite3.connect(tmp_path / "data" / "moebot.db").execute("SELECT COUNT(*) FROM pictures").fetchone() == (1,)
