@@ -54,6 +54,7 @@ class ServiceOptions:
     batch_timeout_s: float = 30.0  # a batch taking longer means a hung worker: kill and restart it
     device: str = "cpu"
     threads: int = 0
+    compile: bool = False          # torch.compile large batches in the worker (checked against eager)
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,8 @@ class GeneratorService(DrawingService):
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     async def start(self) -> "GeneratorService":
-        self._worker = await WorkerProcess.start(self._weights, self.options.device, self.options.threads)
+        self._worker = await WorkerProcess.start(self._weights, self.options.device, self.options.threads,
+                                                  self.options.compile)
         self._dispatcher = asyncio.create_task(self._dispatch(), name="generator-dispatcher")
         return self
 
@@ -186,7 +188,7 @@ class GeneratorService(DrawingService):
     async def promote(self, weights: str | Path) -> str:
         """Load ``weights`` in a new worker beside the serving one, then switch; WorkerFailed leaves the old."""
         async with self._swap_lock:
-            new = await WorkerProcess.start(weights, self.options.device, self.options.threads)
+            new = await WorkerProcess.start(weights, self.options.device, self.options.threads, self.options.compile)
             old, self._worker, self._weights = self._worker, new, weights
             if old is not None:
                 self._retired.append(old)  # stopped by the dispatcher once its batch (if any) is done
@@ -266,7 +268,8 @@ class GeneratorService(DrawingService):
                 return
             while True:
                 try:
-                    self._worker = await WorkerProcess.start(self._weights, self.options.device, self.options.threads)
+                    self._worker = await WorkerProcess.start(self._weights, self.options.device, self.options.threads,
+                                                  self.options.compile)
                     return
                 except WorkerFailed as e:
                     log.error("generator restart failed, retrying in 1 s: %s", e)

@@ -22,11 +22,12 @@ class WorkerFailed(RuntimeError):
     """The worker process died, hung or refused its weights."""
 
 
-def _serve(conn: Connection, weights: str | None, device: str, threads: int) -> None:
+def _serve(conn: Connection, weights: str | None, device: str, threads: int, compile_: bool) -> None:
     """Child main: load and check the weights, say ready, then draw batches until told to stop."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
+    from generator.fast_inference import FastDrawer
     from generator.sampler import FaceSampler
 
     if threads:
@@ -40,13 +41,16 @@ def _serve(conn: Connection, weights: str | None, device: str, threads: int) -> 
     except Exception as e:  # any failure to load is an answer for the parent, not a crash
         conn.send(("error", f"{type(e).__name__}: {e}"))
         return
+    drawer = FastDrawer(sampler)
+    if compile_:
+        drawer.start_compiling()  # eager serves meanwhile
     conn.send(("ready", sampler.version, sampler.z_dim))
     while True:
         msg = conn.recv()
         if msg[0] == "stop":
             return
         _, z, cond = msg
-        images = sampler.draw(torch.from_numpy(z), torch.from_numpy(cond)).numpy()
+        images = drawer.draw(torch.from_numpy(z), torch.from_numpy(cond)).numpy()
         conn.send(("done", images))
 
 
@@ -62,12 +66,12 @@ class WorkerProcess:
 
     @classmethod
     async def start(cls, weights: str | Path | None, device: str = "cpu", threads: int = 0,
-                    timeout: float = 120.0) -> "WorkerProcess":
+                    compile_: bool = False, timeout: float = 120.0) -> "WorkerProcess":
         """Spawn a worker and wait until it has loaded and checked ``weights``; WorkerFailed otherwise."""
         ctx = mp.get_context("spawn")  # fork would copy a parent's torch threads and locks
         parent, child = ctx.Pipe()
         weights = str(weights) if weights else None
-        proc = ctx.Process(target=_serve, args=(child, weights, device, threads), daemon=True,
+        proc = ctx.Process(target=_serve, args=(child, weights, device, threads, compile_), daemon=True,
                            name="moebot-generator")
         proc.start()
         child.close()

@@ -185,3 +185,18 @@ def test_worker_killed_mid_batch_fails_that_batch_and_serves_the_next(tmp_path):
 
     nxt, failed = asyncio.run(go())
     assert nxt.images.shape == (1, 3, 64, 64) and failed == 1
+
+
+def test_compiled_buckets_match_eager_and_small_batches_stay_eager(tiny_generator_file):
+    from generator.fast_inference import FastDrawer
+
+    sampler = FaceSampler.load(tiny_generator_file, "cpu")
+    drawer = FastDrawer(sampler, buckets=(8,))
+    assert drawer.bucket_for(6) is None  # nothing compiled yet: eager
+    drawer.start_compiling().join(300)
+    assert drawer.bucket_for(6) == 8 and drawer.bucket_for(3) is None  # 3 would pad more than 2x
+    z, cond = torch.randn(6, sampler.z_dim), torch.zeros(6, 22)
+    cond[:, 2] = cond[:, 15] = 1
+    fast, eager = drawer.draw(z, cond).int(), sampler.draw(z, cond).int()
+    assert fast.shape == eager.shape == (6, 3, 64, 64)
+    assert (fast - eager).abs().max() <= 1  # within one step of 255 after rounding
