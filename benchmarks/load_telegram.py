@@ -28,20 +28,24 @@ from bot.core import Core  # noqa: E402
 from bot.limits import Limits  # noqa: E402
 from bot.store import Store  # noqa: E402
 from bot.telegram_adapter import build_application, start, stop  # noqa: E402
-from bot.worker import Worker  # noqa: E402
 from fakes.telegram_server import FakeTelegram  # noqa: E402
 from generator.models.acgan import ACGANConfig, Generator  # noqa: E402
-from generator.sampler import FaceSampler  # noqa: E402
+from generator.service import GeneratorService, ServiceOptions  # noqa: E402
+from generator.weights import save_module  # noqa: E402
 
 COLOURS = ["pink blue", "blonde red", "", "blue eyes black hair", "silver green", "aqua", "red 2", "purple yellow"]
 
 
-def sampler_for(weights: str | None) -> FaceSampler:
+def weights_for(weights: str | None, data_dir: Path) -> Path:
+    """The given weights, or an untrained model of the real model's size and cost."""
     if weights:
-        return FaceSampler.load(weights, "cpu")
+        return Path(weights)
     import torch
     torch.manual_seed(0)
-    return FaceSampler(Generator(ACGANConfig()), "untrained-default-size")  # the real model's size and cost
+    G = Generator(ACGANConfig())
+    path = data_dir / "untrained.safetensors"
+    save_module(G, path, G.cfg.to_dict(), step=0, version="untrained-default-size")
+    return path
 
 
 def pct(values: list[float], q: float) -> float:
@@ -52,7 +56,9 @@ async def load(args: argparse.Namespace, data_dir: Path) -> int:
     server = FakeTelegram()
     await server.start()
     store = await Store.open(data_dir / "moebot.db", data_dir)
-    core = Core(store, Worker(sampler_for(args.weights), args.queue), Limits(0, 10_000), display_size=256)
+    service = GeneratorService(weights_for(args.weights, data_dir), ServiceOptions(queue_limit=args.queue))
+    await service.start()
+    core = Core(store, service, Limits(0, 10_000), display_size=256)
     cfg = TelegramConfig(base_url=server.base_url, base_file_url=server.base_file_url, poll_timeout_s=1)
     app = build_application(core, cfg, "1:LOAD")
     await start(app, cfg)
@@ -99,6 +105,7 @@ async def load(args: argparse.Namespace, data_dir: Path) -> int:
     finally:
         await stop(app)
         await core.close()
+        await service.close()
         await server.stop()
 
     print(f"commands: {len(sent)} from {args.users} users; answered {len(done)} in {wall:.1f} s "
@@ -116,7 +123,7 @@ def main() -> int:
     p.add_argument("--commands", type=int, default=200)
     p.add_argument("--users", type=int, default=50)
     p.add_argument("--voters", type=int, default=3, help="users who press 👍 on every picture")
-    p.add_argument("--queue", type=int, default=8, help="[generator] queue_size")
+    p.add_argument("--queue", type=int, default=256, help="[generator] queue_limit: faces that may wait")
     p.add_argument("--weights", help="generator weights (default: an untrained model of the default size)")
     p.add_argument("--timeout", type=float, default=300)
     args = p.parse_args()

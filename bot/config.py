@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +27,16 @@ class StorageConfig:
 
 @dataclass(frozen=True)
 class GeneratorConfig:
-    weights: str = ""
+    weights: str = ""  # used until `moebot models promote` makes other weights active
     device: str = "auto"
     threads: int = 0
-    queue_size: int = 8  # jobs waiting for the generator before "busy, try again"
+    backend: str = "local"  # "local": a worker process; "ray": Ray Serve replicas
+    ray_address: str = ""  # empty: start or attach a local Ray
+    max_batch: int = 64  # faces drawn together
+    max_wait_ms: float = 5.0  # how long the first waiting request waits for others to share its batch
+    queue_limit: int = 256  # faces waiting for the generator before "busy, try again"
+    compile: bool = True  # torch.compile large batches in the worker
+    metrics_port: int = 0  # Prometheus metrics on 127.0.0.1:<port>; 0 = off
     display_size: int = 256  # pixels per face in chat pictures
     morph_frames: int = 16
 
@@ -40,6 +47,7 @@ class LimitsConfig:
     chat_per_minute: int = 20  # drawing commands per chat per minute
     max_count: int = 4  # faces per /waifu
     top_size: int = 4  # pictures shown by /top
+    admins: tuple[str, ...] = ()  # "platform:user_id" of users who see the generator's metrics in /stats
 
 
 @dataclass(frozen=True)
@@ -72,8 +80,10 @@ class Config:
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 # keys that must be at least 1 (0 would make the bot refuse or draw nothing)
-_POSITIVE = {("generator", "queue_size"), ("generator", "display_size"), ("generator", "morph_frames"),
-             ("limits", "chat_per_minute"), ("limits", "max_count"), ("limits", "top_size")}
+_POSITIVE = {("generator", "max_batch"), ("generator", "queue_limit"), ("generator", "display_size"),
+             ("generator", "morph_frames"), ("limits", "chat_per_minute"), ("limits", "max_count"),
+             ("limits", "top_size")}
+_ADMIN = re.compile(r"^(telegram|discord):[^\s:]+$")
 
 
 def _validate(cfg: Config) -> None:
@@ -85,6 +95,13 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("[limits] max_count must be between 1 and 4")
     if not 2 <= cfg.generator.morph_frames <= 64:
         raise ConfigError("[generator] morph_frames must be between 2 and 64")
+    if cfg.generator.backend not in ("local", "ray"):
+        raise ConfigError(f"[generator] backend must be local or ray, got {cfg.generator.backend!r}")
+    if cfg.generator.metrics_port > 65535:
+        raise ConfigError("[generator] metrics_port must be a TCP port (0 = off)")
+    for admin in cfg.limits.admins:
+        if not _ADMIN.match(admin):
+            raise ConfigError(f"[limits] admins: {admin!r} is not \"telegram:<user id>\" or \"discord:<user id>\"")
     if not 64 <= cfg.generator.display_size <= 512:
         raise ConfigError("[generator] display_size must be between 64 and 512")
     for key in ("base_url", "base_file_url"):
@@ -96,6 +113,12 @@ def _validate(cfg: Config) -> None:
 
 def _coerce(section: str, key: str, kind: Any, value: Any) -> Any:
     name = f"[{section}] {key}"
+    if kind == tuple[str, ...]:
+        if isinstance(value, str):  # from the environment: comma-separated
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{name} must be a list of strings, got {value!r}")
+        return tuple(value)
     if kind is Path:
         if not isinstance(value, (str, Path)) or not str(value):
             raise ConfigError(f"{name} must be a path, got {value!r}")

@@ -13,16 +13,16 @@ import random
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Awaitable, Callable
+from functools import partial
+from typing import Any, Awaitable, Callable, Collection
 
 from bot import colors
 from bot.commands import (COMMANDS, DRAWING, MAX_SEED, Colors, Command, Grid, Help, Morph, Stats, Top,
                           Waifu)
 from bot.limits import Limits
 from bot.store import NewPicture, Store
-from bot.worker import Busy, Worker
 from generator.images import gif_bytes, grid, png_bytes, to_pil
-from generator.sampler import FaceSampler
+from generator.service import DrawingService, GenerationFailed, QueueFull
 from generator.tags import EYE_COLORS, HAIR_COLORS, N_EYE, N_HAIR
 
 log = logging.getLogger(__name__)
@@ -94,34 +94,49 @@ OnQueued = Callable[[int], Awaitable[None]]
 
 
 @dataclass(frozen=True)
-class Drawing:
-    data: bytes
+class Job:
+    """One drawing, its random parts already chosen: what to ask the service, and how to present the answer.
+
+    The model version is only known once the service answers (a promotion may swap models meanwhile),
+    so the picture record and the caption take it last.
+    """
+    draw: Callable[[], Awaitable[tuple[Any, str]]]  # -> (what the service drew, the version that drew it)
+    encode: Callable[[Any], bytes]  # CPU work: run off the loop
     suffix: str  # '.png' or '.gif'
-    picture: NewPicture
-    caption: str
+    picture: Callable[..., NewPicture]  # takes model_version=
+    head: str  # the caption's first line, before the model version
+    again: str  # the command that draws the same picture again
+
+    def caption(self, version: str) -> str:
+        return f"{self.head} · model {version}\nAgain: {self.again}"
 
 
 class Core:
-    def __init__(self, store: Store, worker: Worker, limits: Limits, *, max_count: int = 4,
+    def __init__(self, store: Store, generator: DrawingService, limits: Limits, *, max_count: int = 4,
                  display_size: int = 256, morph_frames: int = 16, top_size: int = 4,
-                 rng: random.Random | None = None):
+                 admins: Collection[str] = (), rng: random.Random | None = None):
         self.store = store
-        self.worker = worker
+        self.generator = generator
         self.limits = limits
         self.max_count = max_count
         self.display_size = display_size
         self.morph_frames = morph_frames
         self.top_size = top_size
+        self.admins = frozenset(admins)  # "platform:user_id", as Who.user_key
         self._rng = rng or random.SystemRandom()
 
     async def close(self) -> None:
-        """Finish the drawing in progress, drop queued ones, and close the database."""
-        await asyncio.to_thread(self.worker.close)
+        """Close the database; the generator service belongs to whoever started it."""
         await self.store.close()
 
     @property
     def model_version(self) -> str:
-        return self.worker.sampler.version
+        return self.generator.version
+
+    def waiting(self) -> int:
+        """Requests ahead of a new one: those queued, plus the batch being drawn."""
+        m = self.generator.metrics
+        return m.queue_requests + (m.in_flight > 0)
 
     async def handle(self, who: Who, command: Command, on_queued: OnQueued | None = None) -> Reply:
         """Run one command; every outcome, failures included, is a Reply a user can read."""
@@ -131,7 +146,7 @@ class Core:
             if isinstance(command, Top):
                 return await self._top(command)
             if isinstance(command, Stats):
-                return await self._stats()
+                return await self._stats(who)
             if isinstance(command, Colors):
                 return Reply(colors.colour_table())
             if isinstance(command, Help):
@@ -160,38 +175,56 @@ class Core:
         if refusal:
             return Reply(refusal, refusal=True)
         user = await self.store.user(who.platform, who.user_id, who.user_name)
-        job = self._job(command, dict(platform=who.platform, chat_id=who.chat_id, user_id=user,
-                                      model_version=self.model_version))
+        job = self._job(command, dict(platform=who.platform, chat_id=who.chat_id, user_id=user))
         try:
-            drawing = await self.worker.run(job, _quietly(on_queued))
-        except Busy as e:
+            drawn, version = await self._submit(job, _quietly(on_queued))
+        except QueueFull as e:
             self.limits.give_back(who.user_key, who.chat_key)
             return Reply(f"I'm busy drawing for others — try again in {e.retry_after} s.", refusal=True)
-        picture_id = await self.store.add_picture(drawing.data, drawing.suffix, drawing.picture)
-        return Reply(drawing.caption, [Attachment(f"moebot-{picture_id}{drawing.suffix}", drawing.data)],
+        except (GenerationFailed, asyncio.TimeoutError) as e:
+            log.warning("drawing for %s failed: %s", who.user_key, str(e) or "timed out")
+            self.limits.give_back(who.user_key, who.chat_key)
+            return Reply("The generator hiccuped on that picture — please try again.", refusal=True)
+        data = await asyncio.to_thread(job.encode, drawn)
+        picture_id = await self.store.add_picture(data, job.suffix, job.picture(model_version=version))
+        return Reply(job.caption(version), [Attachment(f"moebot-{picture_id}{job.suffix}", data)],
                      Buttons(picture_id, 0, 0))
 
-    def _job(self, command: Waifu | Grid | Morph, base: dict) -> Callable[[FaceSampler], Drawing]:
-        """Choose the random parts now (on the loop), and return the drawing work for the worker thread."""
+    async def _submit(self, job: Job, on_queued: OnQueued | None) -> tuple[Any, str]:
+        """Hand the job to the service; ``on_queued(position)`` is awaited when others are ahead of it."""
+        ahead = self.waiting()
+        drawing = asyncio.ensure_future(job.draw())
+        try:
+            await asyncio.sleep(0)  # one turn of the loop: the service queues the request or refuses it at once
+            if ahead and on_queued is not None and not drawing.done():
+                await on_queued(ahead)
+            return await drawing
+        finally:
+            drawing.cancel()  # a no-op once done; drops the request if we were cancelled meanwhile
+
+    def _job(self, command: Waifu | Grid | Morph, base: dict) -> Job:
+        """Choose the random parts now, on the loop, so a picture can be drawn again from its caption."""
+        g = self.generator
         hair = command.hair if command.hair is not None else self._rng.randrange(N_HAIR)
         eye = command.eye if command.eye is not None else self._rng.randrange(N_EYE)
         seed = command.seed if command.seed is not None else self._rng.randrange(MAX_SEED + 1)
         pair = f"{HAIR_COLORS[hair]} hair, {EYE_COLORS[eye]} eyes"
         meta = dict(hair=hair, eye=eye, seed=seed)
-        version = f"model {self.model_version}"
         if isinstance(command, Waifu):
             n = command.count
             seeds = list(range(seed, seed + n))
             shown = f"seed {seed}" if n == 1 else f"seeds {seed}–{seed + n - 1}"
             again = f"/waifu {HAIR_COLORS[hair]} {EYE_COLORS[eye]}" + (f" {n}" if n > 1 else "") + f" seed:{seed}"
-            caption = f"{pair} · {shown} · {version}\nAgain: {again}"
             size = self.display_size
 
-            def draw(s: FaceSampler) -> bytes:
-                faces = s.faces([hair] * n, [eye] * n, seeds)
-                return png_bytes(to_pil(faces[0], size) if n == 1 else grid(faces, 2, cell=size))
-            picture = NewPicture("face" if n == 1 else "grid", **base, tags=pair, count=n, **meta)
-            return _drawing(draw, ".png", picture, caption)
+            async def faces() -> tuple[Any, str]:
+                drawn = await g.faces([hair] * n, [eye] * n, seeds)
+                return drawn.images, drawn.version
+
+            def encode(images: Any) -> bytes:
+                return png_bytes(to_pil(images[0], size) if n == 1 else grid(images, 2, cell=size))
+            picture = partial(NewPicture, "face" if n == 1 else "grid", **base, tags=pair, count=n, **meta)
+            return Job(faces, encode, ".png", picture, f"{pair} · {shown}", again)
         if isinstance(command, Grid):
             mode, n_faces = {"hair": ("change-hair", N_HAIR), "eye": ("change-eye", N_EYE),
                              "all": ("fix-noise", N_HAIR * N_EYE)}[command.mode]
@@ -199,21 +232,20 @@ class Core:
             what = {"hair": f"every hair colour, {EYE_COLORS[eye]} eyes",
                     "eye": f"{HAIR_COLORS[hair]} hair, every eye colour",
                     "all": "every hair colour (rows) × every eye colour (columns)"}[command.mode]
-            caption = f"{what} · seed {seed} · {version}\nAgain: /grid {command.mode} " \
-                      f"{HAIR_COLORS[hair]} {EYE_COLORS[eye]} seed:{seed}"
-            picture = NewPicture("grid", **base, tags=what, count=n_faces, **meta)
-            return _drawing(lambda s: png_bytes(s.mode_grid(mode, hair, eye, seed, n=1, size=cell)), ".png",
-                            picture, caption)
+            again = f"/grid {command.mode} {HAIR_COLORS[hair]} {EYE_COLORS[eye]} seed:{seed}"
+            picture = partial(NewPicture, "grid", **base, tags=what, count=n_faces, **meta)
+            return Job(lambda: g.mode_grid(mode, hair, eye, seed, n=1, size=cell), png_bytes, ".png", picture,
+                       f"{what} · seed {seed}", again)
         hair2 = command.hair2 if command.hair2 is not None else self._rng.randrange(N_HAIR)
         eye2 = command.eye2 if command.eye2 is not None else self._rng.randrange(N_EYE)
         seed2 = command.seed2 if command.seed2 is not None else self._rng.randrange(MAX_SEED + 1)
         pair2 = f"{HAIR_COLORS[hair2]} hair, {EYE_COLORS[eye2]} eyes"
-        caption = f"{pair} (seed {seed}) → {pair2} (seed {seed2}) · {version}\nAgain: /morph {HAIR_COLORS[hair]} " \
-                  f"{EYE_COLORS[eye]} {HAIR_COLORS[hair2]} {EYE_COLORS[eye2]} seed:{seed} seed2:{seed2}"
+        again = f"/morph {HAIR_COLORS[hair]} {EYE_COLORS[eye]} {HAIR_COLORS[hair2]} {EYE_COLORS[eye2]} " \
+                f"seed:{seed} seed2:{seed2}"
         frames, size = self.morph_frames, min(self.display_size, 256)
-        picture = NewPicture("morph", **base, tags=f"{pair} → {pair2}", count=frames, **meta)
-        return _drawing(lambda s: gif_bytes(s.morph_frames((hair, eye, seed), (hair2, eye2, seed2), frames, size)),
-                        ".gif", picture, caption)
+        picture = partial(NewPicture, "morph", **base, tags=f"{pair} → {pair2}", count=frames, **meta)
+        return Job(lambda: g.morph_frames((hair, eye, seed), (hair2, eye2, seed2), frames, size), gif_bytes, ".gif",
+                   picture, f"{pair} (seed {seed}) → {pair2} (seed {seed2})", again)
 
     async def _top(self, command: Top) -> Reply:
         since = None if command.period == "all" else \
@@ -233,11 +265,14 @@ class Core:
                 log.warning("picture file %s is missing", p.path)
         return Reply("\n".join(lines), files)
 
-    async def _stats(self) -> Reply:
+    async def _stats(self, who: Who) -> Reply:
         t = await self.store.totals()
-        return Reply(f"Pictures made: {t.pictures}\nVotes: {t.votes} from {t.voters} people\n"
-                     f"Dataset: {t.dataset} faces\nModel: {self.model_version}\n"
-                     f"Queue: {self.worker.pending} drawing or waiting")
+        text = (f"Pictures made: {t.pictures}\nVotes: {t.votes} from {t.voters} people\n"
+                f"Dataset: {t.dataset} faces\nModel: {self.model_version}\n"
+                f"Queue: {self.waiting()} drawing or waiting")
+        if who.user_key in self.admins:
+            text += f"\nGenerator: {self.generator.metrics.text()}"
+        return Reply(text)
 
 
 def help_text() -> str:
@@ -246,11 +281,6 @@ def help_text() -> str:
     lines.append("Colours can come in any order, with or without 'hair'/'eyes', in English, français, 한국어, "
                  "日本語 or 中文. Vote with 👍/👎 under each picture.")
     return "\n".join(lines)
-
-
-def _drawing(draw: Callable[[FaceSampler], bytes], suffix: str, picture: NewPicture,
-             caption: str) -> Callable[[FaceSampler], Drawing]:
-    return lambda s: Drawing(draw(s), suffix, picture, caption)
 
 
 def _quietly(on_queued: OnQueued | None) -> OnQueued | None:

@@ -1,4 +1,4 @@
-"""``moebot run``: load the generator, open the store, and start every chat platform that has a token.
+"""``moebot run``: start the generator service, open the store, and start every chat platform that has a token.
 
 With no token at all it explains how to add one and draws a demo picture, so a
 fresh install does something visible.
@@ -20,8 +20,11 @@ from bot.config import Config
 from bot.core import Core
 from bot.limits import Limits
 from bot.store import Store
-from bot.worker import Worker
+from generator.active_model import follow_promotions, read_active
+from generator.metrics import serve_prometheus
 from generator.sampler import FaceSampler
+from generator.service import DrawingService, GeneratorService, ServiceOptions
+from generator.worker_process import WorkerFailed
 
 log = logging.getLogger("moebot")
 
@@ -33,14 +36,11 @@ then run `moebot run` again. The README's "The chat bot" section has the details
 
 def run(cfg: Config, environ: Mapping[str, str] = os.environ) -> int:
     tokens = {name: environ.get(f"{name.upper()}_TOKEN", "").strip() for name in ("telegram", "discord")}
-    try:
-        sampler = load_sampler(cfg)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"moebot run: cannot load the generator: {e}\n"
-              "Set [generator] weights in bot.toml (or MOEBOT_GENERATOR_WEIGHTS) to a weights file, "
-              "e.g. one written by `moebot train acgan`.", file=sys.stderr)
-        return 2
     if not any(tokens.values()):
+        try:
+            sampler = load_sampler(cfg)
+        except (FileNotFoundError, ValueError) as e:
+            return cannot_load(e)
         print(NO_TOKEN)
         print(f"Meanwhile, here is a demo picture (every hair × eye colour, model {sampler.version}):")
         print(draw_demo(sampler, cfg.storage.data_dir))
@@ -48,18 +48,33 @@ def run(cfg: Config, environ: Mapping[str, str] = os.environ) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines show Telegram URLs, token included
     try:
-        asyncio.run(serve(cfg, sampler, tokens))
+        asyncio.run(serve(cfg, tokens))
     except migrations.SchemaTooNew as e:
         print(f"moebot run: {cfg.database}: {e}", file=sys.stderr)
         return 2
+    except WorkerFailed as e:
+        return cannot_load(e)
     return 0
+
+
+def cannot_load(e: Exception) -> int:
+    print(f"moebot run: cannot load the generator: {e}\n"
+          "Set [generator] weights in bot.toml (or MOEBOT_GENERATOR_WEIGHTS) to a weights file, "
+          "e.g. one written by `moebot train acgan`.", file=sys.stderr)
+    return 2
+
+
+def active_weights(cfg: Config) -> str | None:
+    """The weights `moebot models promote` made active, else the configured ones, else None (bundled)."""
+    active = read_active(cfg.storage.data_dir)
+    return str(active.weights) if active else (cfg.generator.weights or None)
 
 
 def load_sampler(cfg: Config) -> FaceSampler:
     if cfg.generator.threads:
         import torch
         torch.set_num_threads(cfg.generator.threads)
-    return FaceSampler.load(cfg.generator.weights or None, cfg.generator.device)
+    return FaceSampler.load(active_weights(cfg), cfg.generator.device)
 
 
 def draw_demo(sampler: FaceSampler, data_dir: Path) -> Path:
@@ -69,23 +84,41 @@ def draw_demo(sampler: FaceSampler, data_dir: Path) -> Path:
     return path
 
 
-def make_core(cfg: Config, sampler: FaceSampler, store: Store) -> Core:
-    return Core(store, Worker(sampler, cfg.generator.queue_size),
-                Limits(cfg.limits.user_cooldown_s, cfg.limits.chat_per_minute),
+def make_service(cfg: Config) -> DrawingService:
+    """The generator service that [generator] describes, not started yet."""
+    g = cfg.generator
+    options = ServiceOptions(max_batch=g.max_batch, max_wait_ms=g.max_wait_ms, queue_limit=g.queue_limit,
+                             device=g.device, threads=g.threads, compile=g.compile)
+    if g.backend == "ray":
+        from generator.ray_service import RayGeneratorService  # the ray extra is only needed here
+        return RayGeneratorService(active_weights(cfg), options, address=g.ray_address or None)
+    return GeneratorService(active_weights(cfg), options)
+
+
+def make_core(cfg: Config, generator: DrawingService, store: Store) -> Core:
+    return Core(store, generator, Limits(cfg.limits.user_cooldown_s, cfg.limits.chat_per_minute),
                 max_count=cfg.limits.max_count, display_size=cfg.generator.display_size,
-                morph_frames=cfg.generator.morph_frames, top_size=cfg.limits.top_size)
+                morph_frames=cfg.generator.morph_frames, top_size=cfg.limits.top_size, admins=cfg.limits.admins)
 
 
-async def serve(cfg: Config, sampler: FaceSampler, tokens: Mapping[str, str]) -> None:
-    """Run until SIGINT/SIGTERM (or Discord stops); shut every platform down, then the core."""
-    core = make_core(cfg, sampler, await Store.open(cfg.database, cfg.storage.data_dir))
+async def serve(cfg: Config, tokens: Mapping[str, str]) -> None:
+    """Run until SIGINT/SIGTERM (or Discord stops); shut every platform down, then the core, then the generator."""
+    store = await Store.open(cfg.database, cfg.storage.data_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     async with contextlib.AsyncExitStack() as running:
+        generator = make_service(cfg)
+        core = make_core(cfg, generator, store)
         running.push_async_callback(core.close)
+        await running.enter_async_context(generator)
+        if cfg.generator.metrics_port:
+            serve_prometheus(generator.metrics, cfg.generator.metrics_port)
+            log.info("generator metrics on http://127.0.0.1:%d/metrics", cfg.generator.metrics_port)
+        promotions = asyncio.create_task(follow_promotions(generator, cfg.storage.data_dir))
+        running.callback(promotions.cancel)
         if tokens["telegram"]:
             from bot import telegram_adapter
             app = telegram_adapter.build_application(core, cfg.telegram, tokens["telegram"])

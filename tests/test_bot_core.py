@@ -3,14 +3,13 @@
 import asyncio
 import io
 import sqlite3
-import threading
 
 from PIL import Image
 
 from bot.commands import Grid, Help, Morph, Stats, Top, Waifu
 from bot.core import Who, parse_vote_id, vote_id
 from bot.limits import Limits
-from fakes.bot_parts import make_core, tiny_sampler
+from fakes.bot_parts import closed, make_core, tiny_weights
 from generator.tags import eye_index, hair_index
 
 ALICE = Who("telegram", "1", "alice", "100")
@@ -29,7 +28,7 @@ def test_waifu_draws_stores_and_offers_vote_buttons(tmp_path):
             again = await core.handle(BOB, Waifu(hair_index("pink"), eye_index("blue"), 1, 42))
             return reply, again
         finally:
-            await core.close()
+            await closed(core)
     reply, again = run(go())
     assert not reply.refusal
     assert "pink hair, blue eyes" in reply.text and "seed 42" in reply.text and "test-v1" in reply.text
@@ -53,7 +52,7 @@ def test_count_grid_and_morph(tmp_path):
             return [await core.handle(ALICE, c) for c in
                     (Waifu(None, None, 4, 5), Grid("hair", None, None, 1), Grid("all"), Morph(seed=1, seed2=2))]
         finally:
-            await core.close()
+            await closed(core)
     four, hair_grid, all_grid, morph = run(go())
     assert Image.open(io.BytesIO(four.files[0].data)).size == (2 * 66 + 2, 2 * 66 + 2)
     assert "seeds 5–8" in four.text
@@ -73,7 +72,7 @@ def test_votes_one_per_user_changed_or_withdrawn_and_survive_reopening(tmp_path)
                    await core.vote(ALICE, vote_id(pid, False)),
                    await core.vote(ALICE, vote_id(pid, True)),   # changed
                    await core.vote(BOB, vote_id(pid, True))]
-        await core.close()
+        await closed(core)
         core = await make_core(tmp_path)
         try:
             after = await core.vote(Who("discord", "1", "alice", "9"), vote_id(pid, False))  # another platform
@@ -81,7 +80,7 @@ def test_votes_one_per_user_changed_or_withdrawn_and_survive_reopening(tmp_path)
             bogus = await core.vote(ALICE, "vote:x:up")
             return pid, results, after, missing, bogus
         finally:
-            await core.close()
+            await closed(core)
     pid, results, after, missing, bogus = run(go())
     assert [(r.buttons.up, r.buttons.down) for r in results] == [(1, 0), (0, 0), (0, 1), (1, 0), (2, 0)]
     assert [r.notice for r in results[:2]] == ["You voted 👍", "Vote withdrawn"]
@@ -107,7 +106,7 @@ def test_cooldown_and_chat_limit(tmp_path):
             later = await core.handle(ALICE, Waifu(seed=1))
             return first, soon, info, bob, third, other_chat, later
         finally:
-            await core.close()
+            await closed(core)
     first, soon, info, bob, third, other_chat, later = run(go())
     assert not first.refusal and not bob.refusal and not other_chat.refusal and not later.refusal
     assert soon.refusal and "again in 10 s" in soon.text and not soon.files
@@ -124,30 +123,22 @@ def test_limits_give_back_undoes_a_take():
 
 
 def test_full_queue_answers_busy_and_queued_users_hear_their_position(tmp_path):
-    gate = threading.Event()
-    sampler = tiny_sampler()
-    faces = sampler.faces
-    sampler.faces = lambda *a: (gate.wait(5), faces(*a))[1]  # hold the worker until every request is in
-
     async def go():
-        core = await make_core(tmp_path, queue_size=2, sampler=sampler)
+        # the first request waits 1.5 s for others to fill its batch: time for all five to arrive
+        core = await make_core(tmp_path, queue_limit=12, max_wait_ms=1500)
         positions: list[int] = []
 
         async def on_queued(p):
             positions.append(p)
         try:
-            tasks = [asyncio.create_task(core.handle(Who("telegram", str(i), "u", "1"), Waifu(seed=i), on_queued))
-                     for i in range(5)]
-            while core.worker.pending < 3 or sum(t.done() for t in tasks) < 2:  # all in: 3 held, 2 refused
-                await asyncio.sleep(0.01)
-            gate.set()
-            return await asyncio.gather(*tasks), positions
+            return await asyncio.gather(*(core.handle(Who("telegram", str(i), "u", "1"), Waifu(None, None, 4, i),
+                                                      on_queued) for i in range(5))), positions
         finally:
-            await core.close()
+            await closed(core)
     replies, positions = run(go())
     drawn = [r for r in replies if not r.refusal]
     busy = [r for r in replies if r.refusal]
-    assert len(drawn) == 3 and len(busy) == 2  # one drawing plus two waiting
+    assert len(drawn) == 3 and len(busy) == 2  # 12 faces may wait: three requests of four
     assert all("busy" in r.text and "try again in" in r.text for r in busy)
     assert sorted(positions) == [1, 2]
 
@@ -166,7 +157,7 @@ def test_stats_top_and_help(tmp_path):
             return empty, await core.handle(ALICE, Top("day")), await core.handle(ALICE, Stats()), \
                 await core.handle(ALICE, Help())
         finally:
-            await core.close()
+            await closed(core)
     empty, top, stats, help_ = run(go())
     assert "No votes this week" in empty.text and not empty.files
     assert top.text.splitlines()[1].startswith("1. blue hair") and "👍 2" in top.text.splitlines()[1]
@@ -176,18 +167,49 @@ def test_stats_top_and_help(tmp_path):
     assert "/waifu" in help_.text and "/morph" in help_.text
 
 
-def test_a_failing_generator_gets_a_polite_answer(tmp_path):
-    sampler = tiny_sampler()
-
-    def broken(*a):
-        raise RuntimeError("CUDA fell over")
-    sampler.faces = broken
+def test_a_crashed_generator_gets_a_polite_answer_and_the_bot_carries_on(tmp_path):
+    heavy = tiny_weights(tmp_path / "heavy.safetensors", g_ch=96)  # ~0.5 s for a full grid: time to kill it
 
     async def go():
-        core = await make_core(tmp_path, sampler=sampler)
+        core = await make_core(tmp_path, weights=heavy, cooldown_s=60, max_batch=256)
         try:
-            return await core.handle(ALICE, Waifu())
+            doomed = asyncio.create_task(core.handle(ALICE, Grid("all")))
+            while core.generator.metrics.in_flight == 0:
+                await asyncio.sleep(0.005)
+            core.generator._worker.process.kill()
+            return await doomed, await core.handle(ALICE, Waifu(seed=1))  # the cooldown was given back
         finally:
-            await core.close()
-    reply = run(go())
-    assert reply.refusal and "something went wrong" in reply.text and "CUDA" not in reply.text
+            await closed(core)
+    failed, after = run(go())
+    assert failed.refusal and "hiccuped" in failed.text and "please try again" in failed.text
+    assert "crashed" not in failed.text and not failed.files
+    assert not after.refusal and len(after.files) == 1
+
+
+def test_caption_and_stored_version_come_from_the_model_that_drew(tmp_path):
+    async def go():
+        core = await make_core(tmp_path)
+        try:
+            before = await core.handle(ALICE, Waifu(seed=1))
+            await core.generator.promote(tiny_weights(tmp_path / "v2.safetensors", seed=1, version="v2"))
+            return before, await core.handle(ALICE, Grid("hair", seed=1)), core.model_version
+        finally:
+            await closed(core)
+    before, after, version = run(go())
+    assert "model test-v1" in before.text and "model v2" in after.text and version == "v2"
+    rows = sqlite3.connect(tmp_path / "moebot.db").execute("SELECT model_version FROM pictures ORDER BY id")
+    assert [r[0] for r in rows] == ["test-v1", "v2"]
+
+
+def test_admins_also_see_the_generator_metrics(tmp_path):
+    async def go():
+        core = await make_core(tmp_path, admins=(ALICE.user_key,))
+        try:
+            await core.handle(BOB, Waifu(seed=1))
+            return await core.handle(ALICE, Stats()), await core.handle(BOB, Stats())
+        finally:
+            await closed(core)
+    admin, user = run(go())
+    assert "Queue: 0 drawing or waiting" in admin.text and "Queue: 0 drawing or waiting" in user.text
+    assert "Generator: queue 0 requests" in admin.text and "1 requests, 0 failed" in admin.text
+    assert "Generator" not in user.text

@@ -20,6 +20,7 @@ def env(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MOEBOT_GENERATOR_WEIGHTS", str(tmp_path / "tiny.safetensors"))
     monkeypatch.setenv("MOEBOT_GENERATOR_DEVICE", "cpu")
+    monkeypatch.setenv("MOEBOT_GENERATOR_COMPILE", "false")  # compiling would only cost these tests CPU time
     monkeypatch.setenv("MOEBOT_STORAGE_DATA_DIR", str(tmp_path / "data"))
     return monkeypatch
 
@@ -41,6 +42,10 @@ def test_bad_settings_stop_it_with_a_message(tmp_path, env, capsys):
     env.setenv("MOEBOT_GENERATOR_WEIGHTS", str(tmp_path / "missing.safetensors"))
     assert main(["run"]) == 2
     assert "cannot load the generator" in capsys.readouterr().err
+    env.setenv("TELEGRAM_TOKEN", "123:SECRET")  # the same from the generator service's worker
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot load the generator" in err and "missing.safetensors" in err and "SECRET" not in err
 
 
 def test_a_newer_database_schema_stops_it(tmp_path, env, capsys):
@@ -58,7 +63,8 @@ def test_a_newer_database_schema_stops_it(tmp_path, env, capsys):
 
 
 def test_run_serves_telegram_until_stopped_and_never_logs_the_token(tmp_path, env, caplog):
-    """The whole `moebot run` path against the fake Bot API, stopped by SIGINT as Ctrl+C would."""
+    """The whole `moebot run` path against the fake Bot API, stopped by SIGINT as Ctrl+C would;
+    the promoted model serves rather than the configured weights."""
     import asyncio
     import logging
     import os
@@ -67,7 +73,11 @@ def test_run_serves_telegram_until_stopped_and_never_logs_the_token(tmp_path, en
 
     from bot.config import load_config
     from bot.runner import run
+    from fakes.bot_parts import tiny_weights
     from fakes.telegram_server import FakeTelegram
+    from generator.active_model import promote_file
+
+    promote_file(tmp_path / "data", tiny_weights(tmp_path / "promoted.safetensors", seed=3, version="promoted-v3"))
 
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, daemon=True).start()
@@ -96,4 +106,6 @@ def test_run_serves_telegram_until_stopped_and_never_logs_the_token(tmp_path, en
         loop.call_soon_threadsafe(loop.stop)
     assert len(server.of("sendPhoto")) == 1
     assert "moebot is running" in caplog.text and secret not in caplog.text
-    assert sqlite3.connect(tmp_path / "data" / "moebot.db").execute("SELECT COUNT(*) FROM pictures").fetchone() == (1,)
+    assert sqlite3.connect(tmp_path / "data" / "moebot.db").execute(
+        "SELECT model_version FROM pictures").fetchall() == [("promoted-v3",)]
+    assert "model promoted-v3" in server.of("sendPhoto")[0].params["caption"]

@@ -14,7 +14,9 @@ def test_shipped_bot_toml_matches_the_defaults():
     assert cfg.database == REPO / "data" / "moebot.db"
     assert cfg.limits.user_cooldown_s == 5.0 and cfg.limits.max_count == 4
     assert cfg.telegram.base_url == "https://api.telegram.org/bot" and cfg.telegram.send_as_document is False
-    assert cfg.discord.guild_id == 0 and cfg.generator.queue_size == 8
+    assert cfg.discord.guild_id == 0 and cfg.generator.queue_limit == 256
+    assert cfg.generator.backend == "local" and cfg.generator.compile is True and cfg.generator.metrics_port == 0
+    assert cfg.limits.admins == ()
 
 
 def test_every_key_is_documented_in_bot_toml():
@@ -30,8 +32,10 @@ def test_every_key_is_documented_in_bot_toml():
 def test_environment_overrides_every_kind(tmp_path):
     env = {"MOEBOT_LIMITS_USER_COOLDOWN_S": "2.5", "MOEBOT_TELEGRAM_SEND_AS_DOCUMENT": "true",
            "MOEBOT_DISCORD_GUILD_ID": "123", "MOEBOT_TELEGRAM_BASE_URL": "http://127.0.0.1:8081/bot",
-           "MOEBOT_STORAGE_DATABASE": "chat.db", "MOEBOT_STORAGE_DATA_DIR": str(tmp_path)}
+           "MOEBOT_STORAGE_DATABASE": "chat.db", "MOEBOT_STORAGE_DATA_DIR": str(tmp_path),
+           "MOEBOT_LIMITS_ADMINS": "telegram:1, discord:22"}
     cfg = load_config(None, environ=env)
+    assert cfg.limits.admins == ("telegram:1", "discord:22")
     assert cfg.limits.user_cooldown_s == 2.5 and cfg.telegram.send_as_document is True
     assert cfg.discord.guild_id == 123 and cfg.telegram.base_url.startswith("http://127.0.0.1")
     assert cfg.database == tmp_path / "chat.db"
@@ -43,7 +47,12 @@ def test_environment_overrides_every_kind(tmp_path):
     ("[limits]\nchat_per_minute = 0", "[limits] chat_per_minute"),
     ("[telegram]\nsend_as_document = 'maybe'", "[telegram] send_as_document"),
     ("[telegram]\nbase_url = 'ftp://x'", "[telegram] base_url"),
-    ("[generator]\nqueue_size = 'lots'", "[generator] queue_size"),
+    ("[generator]\nqueue_limit = 'lots'", "[generator] queue_limit"),
+    ("[generator]\nmax_batch = 0", "[generator] max_batch"),
+    ("[generator]\nbackend = 'gpu'", "[generator] backend must be local or ray"),
+    ("[generator]\nmetrics_port = 70000", "[generator] metrics_port"),
+    ("[limits]\nadmins = [1]", "[limits] admins"),
+    ("[limits]\nadmins = ['alice']", "[limits] admins"),
     ("[discord]\ntoken = 'secret'", "[discord] has unknown key(s): token"),
 ])
 def test_a_bad_value_names_its_key(tmp_path, toml, key):

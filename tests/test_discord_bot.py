@@ -2,7 +2,6 @@
 
 import asyncio
 import io
-import threading
 from datetime import datetime, timedelta, timezone
 
 import discord
@@ -11,7 +10,7 @@ from PIL import Image
 
 from bot.config import DiscordConfig
 from bot.discord_adapter import MoeBot
-from fakes.bot_parts import make_core, tiny_sampler
+from fakes.bot_parts import closed, make_core
 from fakes.discord_server import APP_ID, FakeDiscord, buttons_of
 
 DEFERRED, MESSAGE, UPDATE = 5, 4, 7  # interaction callback types
@@ -34,7 +33,7 @@ async def running_bot(server: FakeDiscord, data_dir, **core_args) -> MoeBot:
 
 async def stopped(bot: MoeBot) -> None:
     await bot.close()
-    await bot.core.close()
+    await closed(bot.core)
 
 
 def callback_of(server, payload):
@@ -125,27 +124,21 @@ def test_cooldown_info_and_expiring_token(tmp_path, server):
 
 
 def test_a_queued_user_sees_their_position(tmp_path, server):
-    gate = threading.Event()
-    sampler = tiny_sampler()
-    faces = sampler.faces
-    sampler.faces = lambda *a: (gate.wait(10), faces(*a))[1]  # hold the first drawing
-
     async def go():
         await server.start()
         try:
-            bot = await running_bot(server, tmp_path, sampler=sampler)
+            # the first request waits up to 3 s for others to share its batch: the second comes meanwhile
+            bot = await running_bot(server, tmp_path, max_wait_ms=3000)
             first, second = server.slash("waifu", {}, user_id=1), server.slash("waifu", {}, user_id=2)
             bot._connection.parse_interaction_create(first)
             await server.wait_for("POST", callback_of(server, first))
             bot._connection.parse_interaction_create(second)
             edit = (await server.wait_for("PATCH", f"webhooks/{APP_ID}/{second['token']}/messages/@original"))[0]
             assert edit.json["content"] == "⏳ You're number 1 in the queue…"
-            gate.set()
             for payload in (first, second):
                 done = (await server.wait_for("POST", f"webhooks/{APP_ID}/{payload['token']}"))[0]
                 assert len(done.files) == 1 and len(buttons_of(done)) == 2
             await stopped(bot)
         finally:
-            gate.set()
             await server.stop()
     asyncio.run(asyncio.wait_for(go(), 60))

@@ -7,7 +7,7 @@ from PIL import Image
 
 from bot.config import TelegramConfig
 from bot.telegram_adapter import build_application, start, stop
-from fakes.bot_parts import make_core
+from fakes.bot_parts import closed, make_core
 from fakes.telegram_server import FakeTelegram
 
 TOKEN = "123:TEST"
@@ -24,7 +24,7 @@ async def running_bot(server: FakeTelegram, data_dir, as_document=False, **core_
 
 async def stopped(app, core):
     await stop(app)
-    await core.close()
+    await closed(core)
 
 
 def keyboard_of(call):

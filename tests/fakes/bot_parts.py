@@ -10,20 +10,31 @@ import torch
 from bot.core import Core
 from bot.limits import Limits
 from bot.store import Store
-from bot.worker import Worker
 from generator.models.acgan import ACGANConfig, Generator
-from generator.sampler import FaceSampler
+from generator.service import GeneratorService, ServiceOptions
+from generator.weights import save_module
 
 
-def tiny_sampler() -> FaceSampler:
-    torch.manual_seed(0)
-    return FaceSampler(Generator(ACGANConfig(g_ch=4)), "test-v1")
+def tiny_weights(path: Path, *, g_ch: int = 4, seed: int = 0, version: str = "test-v1") -> Path:
+    """An untrained generator saved as training exports it (``g_ch=96`` makes a slow one)."""
+    torch.manual_seed(seed)
+    G = Generator(ACGANConfig(g_ch=g_ch))
+    save_module(G, path, G.cfg.to_dict(), step=seed, version=version)
+    return path
 
 
-async def make_core(data_dir: Path, *, cooldown_s: float = 0.0, chat_per_minute: int = 1000, queue_size: int = 8,
-                    sampler: FaceSampler | None = None, clock=None) -> Core:
-    """A Core with a real SQLite store in ``data_dir``; close it with ``await core.close()``."""
+async def make_core(data_dir: Path, *, cooldown_s: float = 0.0, chat_per_minute: int = 1000, clock=None,
+                    weights: Path | None = None, admins: tuple[str, ...] = (), **options) -> Core:
+    """A Core with a real SQLite store in ``data_dir`` and a started GeneratorService (on ``weights``, else
+    tiny ones; ``options`` are ServiceOptions); close both with ``await closed(core)``."""
+    weights = weights or tiny_weights(data_dir / "tiny.safetensors")
+    service = await GeneratorService(weights, ServiceOptions(**{"threads": 1, **options})).start()
     store = await Store.open(data_dir / "moebot.db", data_dir)
     limits = Limits(cooldown_s, chat_per_minute, **({"clock": clock} if clock else {}))
-    return Core(store, Worker(sampler or tiny_sampler(), queue_size), limits, display_size=64, morph_frames=3,
-                rng=random.Random(0))
+    return Core(store, service, limits, display_size=64, morph_frames=3, admins=admins, rng=random.Random(0))
+
+
+async def closed(core: Core) -> None:
+    """Close the store, then the service the test started."""
+    await core.close()
+    await core.generator.close()
