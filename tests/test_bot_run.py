@@ -64,12 +64,15 @@ def test_a_newer_database_schema_stops_it(tmp_path, env, capsys):
 
 def test_run_serves_telegram_until_stopped_and_never_logs_the_token(tmp_path, env, caplog):
     """The whole `moebot run` path against the fake Bot API, stopped by SIGINT as Ctrl+C would;
-    the promoted model serves rather than the configured weights."""
+    the promoted model serves rather than the configured weights, an admin sees the generator's
+    metrics in /stats, and Prometheus can scrape them."""
     import asyncio
     import logging
     import os
     import signal
+    import socket
     import threading
+    import urllib.request
 
     from bot.config import load_config
     from bot.runner import run
@@ -79,18 +82,26 @@ def test_run_serves_telegram_until_stopped_and_never_logs_the_token(tmp_path, en
 
     promote_file(tmp_path / "data", tiny_weights(tmp_path / "promoted.safetensors", seed=3, version="promoted-v3"))
 
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        metrics_port = s.getsockname()[1]
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, daemon=True).start()
     server = FakeTelegram()
     asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
+    scraped = []
 
     def user_then_ctrl_c():
         async def chat():
             await server.wait_for("setMyCommands", timeout=30)
             await server.send_command("/waifu pink blue", user_id=1)
             await server.wait_for("sendPhoto", timeout=30)
+            await server.send_command("/stats", user_id=1)
+            await server.wait_for("sendMessage", timeout=30)
         try:
             asyncio.run_coroutine_threadsafe(chat(), loop).result(60)
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as page:
+                scraped.append(page.read().decode())
         finally:
             os.kill(os.getpid(), signal.SIGINT)
     threading.Thread(target=user_then_ctrl_c, daemon=True).start()
@@ -98,6 +109,8 @@ def test_run_serves_telegram_until_stopped_and_never_logs_the_token(tmp_path, en
     caplog.set_level(logging.INFO)
     env.setenv("MOEBOT_TELEGRAM_BASE_URL", server.base_url)
     env.setenv("MOEBOT_TELEGRAM_POLL_TIMEOUT_S", "1")
+    env.setenv("MOEBOT_GENERATOR_METRICS_PORT", str(metrics_port))
+    env.setenv("MOEBOT_LIMITS_ADMINS", "telegram:1")
     secret = "123456:VERY-SECRET-TOKEN"
     try:
         assert run(load_config(None), {"TELEGRAM_TOKEN": secret}) == 0
@@ -109,3 +122,6 @@ def test_run_serves_telegram_until_stopped_and_never_logs_the_token(tmp_path, en
     assert sqlite3.connect(tmp_path / "data" / "moebot.db").execute(
         "SELECT model_version FROM pictures").fetchall() == [("promoted-v3",)]
     assert "model promoted-v3" in server.of("sendPhoto")[0].params["caption"]
+    stats = server.of("sendMessage")[0].params["text"]
+    assert "Model: promoted-v3" in stats and "Generator: queue 0 requests" in stats
+    assert "moebot_generator_requests_total 1.0" in scraped[0]
