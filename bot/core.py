@@ -106,6 +106,8 @@ class Job:
     picture: Callable[..., NewPicture]  # takes model_version=
     head: str  # the caption's first line, before the model version
     again: str  # the command that draws the same picture again
+    faces: int  # rows the service draws for it
+
 
     def caption(self, version: str) -> str:
         return f"{self.head} · model {version}\nAgain: {self.again}"
@@ -137,6 +139,12 @@ class Core:
         """Requests ahead of a new one: those queued, plus the batch being drawn."""
         m = self.generator.metrics
         return m.queue_requests + (m.in_flight > 0)
+
+    def will_wait(self, faces: int) -> bool:
+        """Whether a new request of ``faces`` misses the next batch: only then is a position notice worth a
+        message (in a burst most requests share a batch and are drawn within milliseconds)."""
+        m = self.generator.metrics
+        return m.queue_rows + m.in_flight + faces > self.generator.options.max_batch
 
     async def handle(self, who: Who, command: Command, on_queued: OnQueued | None = None) -> Reply:
         """Run one command; every outcome, failures included, is a Reply a user can read."""
@@ -192,7 +200,7 @@ class Core:
 
     async def _submit(self, job: Job, on_queued: OnQueued | None) -> tuple[Any, str]:
         """Hand the job to the service; ``on_queued(position)`` is awaited when others are ahead of it."""
-        ahead = self.waiting()
+        ahead = self.waiting() if self.will_wait(job.faces) else 0
         drawing = asyncio.ensure_future(job.draw())
         try:
             await asyncio.sleep(0)  # one turn of the loop: the service queues the request or refuses it at once
@@ -224,7 +232,7 @@ class Core:
             def encode(images: Any) -> bytes:
                 return png_bytes(to_pil(images[0], size) if n == 1 else grid(images, 2, cell=size))
             picture = partial(NewPicture, "face" if n == 1 else "grid", **base, tags=pair, count=n, **meta)
-            return Job(faces, encode, ".png", picture, f"{pair} · {shown}", again)
+            return Job(faces, encode, ".png", picture, f"{pair} · {shown}", again, n)
         if isinstance(command, Grid):
             mode, n_faces = {"hair": ("change-hair", N_HAIR), "eye": ("change-eye", N_EYE),
                              "all": ("fix-noise", N_HAIR * N_EYE)}[command.mode]
@@ -235,7 +243,7 @@ class Core:
             again = f"/grid {command.mode} {HAIR_COLORS[hair]} {EYE_COLORS[eye]} seed:{seed}"
             picture = partial(NewPicture, "grid", **base, tags=what, count=n_faces, **meta)
             return Job(lambda: g.mode_grid(mode, hair, eye, seed, n=1, size=cell), png_bytes, ".png", picture,
-                       f"{what} · seed {seed}", again)
+                       f"{what} · seed {seed}", again, n_faces)
         hair2 = command.hair2 if command.hair2 is not None else self._rng.randrange(N_HAIR)
         eye2 = command.eye2 if command.eye2 is not None else self._rng.randrange(N_EYE)
         seed2 = command.seed2 if command.seed2 is not None else self._rng.randrange(MAX_SEED + 1)
@@ -245,7 +253,7 @@ class Core:
         frames, size = self.morph_frames, min(self.display_size, 256)
         picture = partial(NewPicture, "morph", **base, tags=f"{pair} → {pair2}", count=frames, **meta)
         return Job(lambda: g.morph_frames((hair, eye, seed), (hair2, eye2, seed2), frames, size), gif_bytes, ".gif",
-                   picture, f"{pair} (seed {seed}) → {pair2} (seed {seed2})", again)
+                   picture, f"{pair} (seed {seed}) → {pair2} (seed {seed2})", again, frames)
 
     async def _top(self, command: Top) -> Reply:
         since = None if command.period == "all" else \

@@ -80,6 +80,7 @@ class DrawingService(abc.ABC):
     faces by seed, the ACGAN grids and morphs, so the bot works the same against either."""
 
     metrics: ServiceMetrics
+    options: ServiceOptions
 
     @property
     @abc.abstractmethod

@@ -122,25 +122,37 @@ def test_limits_give_back_undoes_a_take():
     assert limits.check("u", "c") is None
 
 
-def test_full_queue_answers_busy_and_queued_users_hear_their_position(tmp_path):
+def _burst(tmp_path, count: int, requests: int, **service):
+    """``requests`` /waifu of ``count`` faces from different users at once: (replies, positions told)."""
     async def go():
-        # the first request waits 1.5 s for others to fill its batch: time for all five to arrive
-        core = await make_core(tmp_path, queue_limit=12, max_wait_ms=1500)
+        core = await make_core(tmp_path, **service)
         positions: list[int] = []
 
         async def on_queued(p):
             positions.append(p)
         try:
-            return await asyncio.gather(*(core.handle(Who("telegram", str(i), "u", "1"), Waifu(None, None, 4, i),
-                                                      on_queued) for i in range(5))), positions
+            return await asyncio.gather(*(core.handle(Who("telegram", str(i), "u", "1"), Waifu(None, None, count, i),
+                                                      on_queued) for i in range(requests))), positions
         finally:
             await closed(core)
-    replies, positions = run(go())
+    return run(go())
+
+
+def test_full_queue_answers_busy(tmp_path):
+    # the first request waits 1.5 s for others to fill its batch: time for all five to arrive
+    replies, positions = _burst(tmp_path, 4, 5, queue_limit=12, max_wait_ms=1500)
     drawn = [r for r in replies if not r.refusal]
     busy = [r for r in replies if r.refusal]
     assert len(drawn) == 3 and len(busy) == 2  # 12 faces may wait: three requests of four
     assert all("busy" in r.text and "try again in" in r.text for r in busy)
-    assert sorted(positions) == [1, 2]
+    assert positions == []  # the three drawn share one batch: nobody waits for another, nobody is told to
+
+
+def test_users_who_miss_the_next_batch_hear_their_position(tmp_path):
+    # batches of 4 faces, requests of 3: the first waits for company, every later one misses its batch
+    replies, positions = _burst(tmp_path, 3, 3, queue_limit=12, max_wait_ms=1500, max_batch=4)
+    assert not any(r.refusal for r in replies)
+    assert len(positions) == 2 and all(p >= 1 for p in positions)
 
 
 def test_stats_top_and_help(tmp_path):

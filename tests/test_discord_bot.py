@@ -127,9 +127,10 @@ def test_a_queued_user_sees_their_position(tmp_path, server):
     async def go():
         await server.start()
         try:
-            # the first request waits up to 3 s for others to share its batch: the second comes meanwhile
-            bot = await running_bot(server, tmp_path, max_wait_ms=3000)
-            first, second = server.slash("waifu", {}, user_id=1), server.slash("waifu", {}, user_id=2)
+            # batches of 2 faces; the first request (1 face) waits up to 3 s for company; the second (2 faces)
+            # comes meanwhile, does not fit beside it, and so waits for the next batch: it is told its place
+            bot = await running_bot(server, tmp_path, max_wait_ms=3000, max_batch=2)
+            first, second = server.slash("waifu", {}, user_id=1), server.slash("waifu", {"count": 2}, user_id=2)
             bot._connection.parse_interaction_create(first)
             await server.wait_for("POST", callback_of(server, first))
             bot._connection.parse_interaction_create(second)
