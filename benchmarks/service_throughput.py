@@ -6,7 +6,7 @@ service, next to (a) the same requests answered one at a time by eager
 PyTorch at batch 1 and (b) the model's FLOP limit on this CPU: the rate a
 large fp32 matmul reaches here divided by the model's FLOP per face.
 
-    python benchmarks/service_throughput.py [--weights FILE] [--seconds S] [--threads N]
+    python benchmarks/service_throughput.py [--weights FILE] [--seconds S] [--threads N] [--no-compile]
 """
 
 from __future__ import annotations
@@ -82,9 +82,10 @@ async def main_async(args: argparse.Namespace) -> None:
     print(f"{'clients':>8}{'service faces/s':>17}{'% of limit':>12}{'x naive':>9}{'p50 ms':>9}{'p99 ms':>9}"
           f"{'naive p50 ms':>14}{'naive p99 ms':>14}")
     opts = ServiceOptions(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, threads=args.threads,
-                          queue_limit=4096)
+                          queue_limit=4096, compile=args.compile)
+    print(f"service: max_batch {args.max_batch}, max_wait {args.max_wait_ms} ms, compile {args.compile}")
     async with GeneratorService(args.weights, opts) as svc:
-        await through_service(svc, 4, 1.0)  # warm-up
+        await through_service(svc, 64, args.warmup)  # warm-up (and time for the worker to compile)
         for clients in (1, 16, 64, 256):
             rate, lat = await through_service(svc, clients, args.seconds)
             # answering the same burst one at a time, the k-th of c waits for k faces
@@ -102,6 +103,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--max-batch", dest="max_batch", type=int, default=64)
     ap.add_argument("--max-wait-ms", dest="max_wait_ms", type=float, default=5.0)
+    ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
+                    help="torch.compile large batches in the worker, as the bot does by default")
+    ap.add_argument("--warmup", type=float, default=60.0, help="seconds of load before measuring")
     asyncio.run(main_async(ap.parse_args()))
 
 
