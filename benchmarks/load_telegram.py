@@ -2,7 +2,8 @@
 
 Every command must be answered (a picture or a "busy, try again" refusal) and
 every vote must be counted. Prints p50/p99 latency from the command arriving
-at the fake server to the bot's answer.
+at the fake server to the bot's answer, and the same for a /help sent every
+50 ms while the burst is drawn: the event loop must stay responsive.
 
     python benchmarks/load_telegram.py [--commands 200] [--users 50] [--weights PATH]
 """
@@ -77,12 +78,32 @@ async def load(args: argparse.Namespace, data_dir: Path) -> int:
             for call in server.of("sendPhoto", "sendMessage"):
                 if call.method == "sendMessage" and str(call.params.get("text", "")).startswith("⏳"):
                     continue  # a queue position notice, not the answer
-                out.setdefault(call.params["reply_parameters"]["message_id"], call)
+                replied_to = call.params["reply_parameters"]["message_id"]
+                if replied_to in sent:  # not a /help probe's answer
+                    out.setdefault(replied_to, call)
             return out
 
+        help_latencies: list[float] = []
+
+        async def probe_help() -> None:
+            """/help from one user, each in a new group (Telegram's per-group limit would otherwise pace it)."""
+            k = 0
+            while len(answers()) < len(sent):
+                k += 1
+                message = await server.send_command("/help", user_id=99_999, chat_id=-500_000 - k, chat_type="group")
+                t = time.monotonic()
+                while not (calls := [c for c in server.of("sendMessage")
+                                     if c.params.get("reply_parameters", {}).get("message_id") ==
+                                     message["message_id"] and c.params["chat_id"] == -500_000 - k]):
+                    await asyncio.sleep(0.002)
+                help_latencies.append(calls[0].at - t)
+                await asyncio.sleep(0.05)
+
+        prober = asyncio.create_task(probe_help())
         deadline = time.monotonic() + args.timeout
         while len(answers()) < len(sent) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
+        await asyncio.wait_for(prober, 30)
         done = answers()
         wall = time.monotonic() - t0
         latencies = [done[m].at - t for m, (t, _) in sent.items() if m in done]
@@ -112,6 +133,8 @@ async def load(args: argparse.Namespace, data_dir: Path) -> int:
           f"({len(photos)} pictures, {len(busy)} busy, {other} other; {queued} queue-position notices)")
     print(f"latency to answer: p50 {pct(latencies, 50):.2f} s, p99 {pct(latencies, 99):.2f} s, "
           f"max {max(latencies):.2f} s")
+    print(f"/help during the burst: {len(help_latencies)} answered, p50 {1000 * pct(help_latencies, 50):.0f} ms, "
+          f"p99 {1000 * pct(help_latencies, 99):.0f} ms")
     print(f"votes: {presses} presses, {totals.votes} stored (expected {len(photos) * args.voters})")
     ok = len(done) == len(sent) and other == 0 and totals.votes == len(photos) * args.voters
     print("OK" if ok else "FAILED")
