@@ -17,6 +17,8 @@ from typing import Any
 import discord
 from aiohttp import web
 
+from fakes.loopback import serve_on_loopback
+
 APP_ID = 777000000000000001
 BOT_USER = {"id": str(APP_ID), "username": "moebot", "discriminator": "0", "global_name": "Moe", "avatar": None,
             "bot": True}
@@ -45,11 +47,7 @@ class FakeDiscord:
     async def start(self) -> None:
         app = web.Application(client_max_size=50 * 2**20)
         app.router.add_route("*", "/api/v10/{path:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
+        self._runner, self.port = await serve_on_loopback(app)
 
     async def stop(self) -> None:
         await self._runner.cleanup()

@@ -16,6 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
+from fakes.loopback import serve_on_loopback
+
 BOT_USER = {"id": 4242, "is_bot": True, "first_name": "Moe", "username": "moe_bot", "can_join_groups": True,
             "can_read_all_group_messages": False, "supports_inline_queries": False}
 SENDS = {"sendMessage", "sendPhoto", "sendDocument", "sendAnimation", "sendMediaGroup"}
@@ -58,11 +60,7 @@ class FakeTelegram:
     async def start(self) -> None:
         app = web.Application(client_max_size=50 * 2**20)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
+        self._runner, self.port = await serve_on_loopback(app)
 
     async def stop(self) -> None:
         await self._runner.cleanup()
