@@ -129,24 +129,17 @@ def _coerce(section: str, key: str, kind: Any, value: Any) -> Any:
         if not isinstance(value, bool):
             raise ConfigError(f"{name} must be true or false, got {value!r}")
         return value
-    if kind is float:
+    if kind in (int, float):  # non-negative numbers; a float key also takes an integer
+        noun = "integer" if kind is int else "number"
         if isinstance(value, str):
             try:
-                value = float(value)
+                value = kind(value)
             except ValueError:
-                raise ConfigError(f"{name} must be a number, got {value!r}") from None
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < float("inf"):
-            raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
-        return float(value)
-    if kind is int:
-        if isinstance(value, str):
-            try:
-                value = int(value)
-            except ValueError:
-                raise ConfigError(f"{name} must be an integer, got {value!r}") from None
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
-        return value
+                raise ConfigError(f"{name} must be {'an' if kind is int else 'a'} {noun}, got {value!r}") from None
+        accepted = int if kind is int else (int, float)
+        if not isinstance(value, accepted) or isinstance(value, bool) or not 0 <= value < float("inf"):
+            raise ConfigError(f"{name} must be a non-negative {noun}, got {value!r}")
+        return kind(value)
     if not isinstance(value, str):
         raise ConfigError(f"{name} must be a string, got {value!r}")
     return value
