@@ -195,12 +195,19 @@ def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = Tru
     fixed = [t.to(device) for t in sample_latents(z_dim)]
     clock = time.process_time if opts.clock == "cpu" else time.perf_counter
 
+    export_cache: dict[int, nn.Module] = {}
+
     def exported() -> nn.Module:
-        """The generator as it will be served: EMA weights with standing BN stats, or the raw one in eval mode."""
-        export = copy.deepcopy(G_ema)
-        if objective.ema:
-            standing_stats(export, z_dim, device)
-        return export.eval()
+        """The generator as it will be served: EMA weights with standing BN stats, or the raw one in eval mode.
+
+        Built once per step: a step that writes both a grid and a snapshot re-estimates the stats once."""
+        if step not in export_cache:
+            export = copy.deepcopy(G_ema)
+            if objective.ema:
+                standing_stats(export, z_dim, device)
+            export_cache.clear()
+            export_cache[step] = export.eval()
+        return export_cache[step]
 
     def snapshot() -> None:
         run.save_snapshot({
