@@ -16,17 +16,20 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
-from generator.models import acgan, seed_acgan, tagger
+from generator.models import acgan, seed_acgan, sketch_gan, tagger
 
 BUNDLED_DIR = Path(__file__).parent / "weights"
 BUNDLED_GENERATOR = BUNDLED_DIR / "acgan.safetensors"
 BUNDLED_TAGGER = BUNDLED_DIR / "tagger.safetensors"
+BUNDLED_SKETCH = BUNDLED_DIR / "sketch.safetensors"
 
 # arch name -> (config class, module class) for every network a weights file may hold
 ARCHS: dict[str, tuple[type, type[nn.Module]]] = {
     "acgan": (acgan.ACGANConfig, acgan.Generator),
     "seed-acgan": (seed_acgan.SeedACGANConfig, seed_acgan.Generator),
     "tagger": (tagger.TaggerConfig, tagger.Tagger),
+    "sketch2face": (sketch_gan.SketchGANConfig, sketch_gan.SketchToFace),
+    "face2sketch": (sketch_gan.SketchGANConfig, sketch_gan.FaceToSketch),
 }
 
 
