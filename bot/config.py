@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, get_type_hints
 
+from generator.sketch_input import UploadLimits
+
 
 class ConfigError(ValueError):
     pass
@@ -28,6 +30,7 @@ class StorageConfig:
 @dataclass(frozen=True)
 class GeneratorConfig:
     weights: str = ""  # used until `moebot models promote` makes other weights active
+    sketch_weights: str = ""  # the sketch-to-face generator; empty = the bundled one
     device: str = "auto"
     threads: int = 0
     backend: str = "local"  # "local": a worker process; "ray": Ray Serve replicas
@@ -69,6 +72,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    uploads: UploadLimits = field(default_factory=UploadLimits)  # max_bytes, max_pixels of a /sketch upload
     discord: DiscordConfig = field(default_factory=DiscordConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
 
@@ -82,7 +86,8 @@ _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no"
 # keys that must be at least 1 (0 would make the bot refuse or draw nothing)
 _POSITIVE = {("generator", "max_batch"), ("generator", "queue_limit"), ("generator", "display_size"),
              ("generator", "morph_frames"), ("limits", "chat_per_minute"), ("limits", "max_count"),
-             ("limits", "top_size")}
+             ("limits", "top_size"), ("uploads", "max_bytes")}
+MAX_PIXELS_CEILING = 80_000_000  # Pillow refuses more than 89M pixels whatever we allow
 _ADMIN = re.compile(r"^(telegram|discord):[^\s:]+$")
 
 
@@ -107,6 +112,8 @@ def _validate(cfg: Config) -> None:
     for key in ("base_url", "base_file_url"):
         if not getattr(cfg.telegram, key).startswith(("http://", "https://")):
             raise ConfigError(f"[telegram] {key} must be an http(s) URL")
+    if not 1 <= cfg.uploads.max_pixels <= MAX_PIXELS_CEILING:
+        raise ConfigError(f"[uploads] max_pixels must be between 1 and {MAX_PIXELS_CEILING}")
     if not cfg.storage.database:
         raise ConfigError("[storage] database must name a file")
 

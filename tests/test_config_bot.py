@@ -17,6 +17,8 @@ def test_shipped_bot_toml_matches_the_defaults():
     assert cfg.discord.guild_id == 0 and cfg.generator.queue_limit == 256
     assert cfg.generator.backend == "local" and cfg.generator.compile is True and cfg.generator.metrics_port == 0
     assert cfg.limits.admins == ()
+    assert cfg.uploads.max_bytes == 10 * 2**20 and cfg.uploads.max_pixels == 40_000_000
+    assert cfg.generator.sketch_weights == ""
 
 
 def test_every_key_is_documented_in_bot_toml():
@@ -33,9 +35,9 @@ def test_environment_overrides_every_kind(tmp_path):
     env = {"MOEBOT_LIMITS_USER_COOLDOWN_S": "2.5", "MOEBOT_TELEGRAM_SEND_AS_DOCUMENT": "true",
            "MOEBOT_DISCORD_GUILD_ID": "123", "MOEBOT_TELEGRAM_BASE_URL": "http://127.0.0.1:8081/bot",
            "MOEBOT_STORAGE_DATABASE": "chat.db", "MOEBOT_STORAGE_DATA_DIR": str(tmp_path),
-           "MOEBOT_LIMITS_ADMINS": "telegram:1, discord:22"}
+           "MOEBOT_LIMITS_ADMINS": "telegram:1, discord:22", "MOEBOT_UPLOADS_MAX_BYTES": "5000"}
     cfg = load_config(None, environ=env)
-    assert cfg.limits.admins == ("telegram:1", "discord:22")
+    assert cfg.limits.admins == ("telegram:1", "discord:22") and cfg.uploads.max_bytes == 5000
     assert cfg.limits.user_cooldown_s == 2.5 and cfg.telegram.send_as_document is True
     assert cfg.discord.guild_id == 123 and cfg.telegram.base_url.startswith("http://127.0.0.1")
     assert cfg.database == tmp_path / "chat.db"
@@ -54,6 +56,8 @@ def test_environment_overrides_every_kind(tmp_path):
     ("[limits]\nadmins = [1]", "[limits] admins"),
     ("[limits]\nadmins = ['alice']", "[limits] admins"),
     ("[discord]\ntoken = 'secret'", "[discord] has unknown key(s): token"),
+    ("[uploads]\nmax_bytes = 0", "[uploads] max_bytes"),
+    ("[uploads]\nmax_pixels = 100000000", "[uploads] max_pixels must be between"),
 ])
 def test_a_bad_value_names_its_key(tmp_path, toml, key):
     path = tmp_path / "bot.toml"

@@ -1,0 +1,133 @@
+"""Uploads to sketches: every refusal with a crafted file, and drawings read the same however they arrive."""
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from generator.sketch_input import INK, PAPER, SketchRejected, UploadLimits, normalise_sketch
+
+
+def drawing(size=(600, 400), ink=0, paper=255, width=3) -> Image.Image:
+    """A face-like doodle: a head, two eyes, a mouth (dark on light by default)."""
+    img = Image.new("L", size, paper)
+    d = ImageDraw.Draw(img)
+    w, h = size
+    d.ellipse([w * 0.3, h * 0.15, w * 0.7, h * 0.85], outline=ink, width=width)
+    for x in (0.42, 0.55):
+        d.ellipse([w * x, h * 0.4, w * (x + 0.04), h * 0.47], outline=ink, width=width)
+    d.arc([w * 0.43, h * 0.55, w * 0.57, h * 0.7], 20, 160, fill=ink, width=width)
+    return img
+
+
+def encoded(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` pixels, with a tiny body: a decompression bomb's shape."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + \
+        chunk(b"IEND", b"")
+
+
+def refusal(data: bytes, **limits) -> str:
+    with pytest.raises(SketchRejected) as e:
+        normalise_sketch(data, UploadLimits(**limits))
+    return str(e.value)
+
+
+def test_refusals_name_the_problem():
+    assert "too many pixels to open safely" in refusal(png_header_only(20000, 20000))  # Pillow's own guard
+    assert "7000x7000 pixels, too many" in refusal(png_header_only(7000, 7000), max_pixels=40_000_000)
+    assert "megapixels" in refusal(encoded(drawing()), max_pixels=100_000)  # 240k pixels over a low limit
+    good = encoded(drawing())
+    assert "damaged or cut short" in refusal(good[: len(good) // 2])
+    assert "not a picture I can read" in refusal(b"Dear bot, here is my drawing.\n" * 20)
+    assert "not a picture I can read" in refusal(b"")
+    assert "only 1x1 pixels" in refusal(encoded(Image.new("L", (1, 1), 0)))
+    assert "looks blank" in refusal(encoded(Image.new("RGB", (800, 600), "white")))
+    noisy = np.clip(200 + np.random.default_rng(0).normal(0, 4, (300, 300)), 0, 255).astype(np.uint8)
+    assert "looks blank" in refusal(encoded(Image.fromarray(noisy), "JPEG"))  # grey paper, sensor noise
+    assert refusal(good, max_bytes=1000) == f"That file is {-(-len(good) // 1024)} KB; I take files up to 1 KB."
+    assert "is 12.0 MB; I take files up to 10.0 MB" in refusal(b"\0" * (12 * 2**20))
+
+
+def test_result_is_a_64x64_sketch_in_the_model_convention():
+    sketch = normalise_sketch(encoded(drawing()))
+    assert sketch.pixels.shape == (64, 64) and sketch.pixels.dtype == np.float32
+    assert sketch.pixels.max() == PAPER and sketch.pixels.min() == INK
+    assert (sketch.pixels[0] == PAPER).all() and (sketch.pixels[:, 0] == PAPER).all()  # a margin of paper
+    ink = sketch.pixels < 0
+    assert 0.03 < ink.mean() < 0.4  # strokes survive the 9x shrink, and do not flood the picture
+    assert sketch.format == "PNG" and sketch.suffix == ".png" and sketch.notes() == []
+    shown = sketch.to_image()
+    assert shown.mode == "L" and shown.size == (64, 64) and shown.getpixel((0, 0)) == 255
+
+
+def test_light_on_dark_reads_like_dark_on_light():
+    dark_on_light = normalise_sketch(encoded(drawing()))
+    light_on_dark = normalise_sketch(encoded(drawing(ink=240, paper=20)))
+    assert not dark_on_light.inverted and light_on_dark.inverted
+    assert "light on dark" in light_on_dark.notes()[0]
+    assert np.abs(dark_on_light.pixels - light_on_dark.pixels).mean() < 0.02
+
+
+def test_photo_of_paper_with_uneven_light_thresholds_to_the_strokes():
+    clean = normalise_sketch(encoded(drawing()))
+    strokes = np.asarray(drawing(), dtype=np.float32) / 255
+    light = np.linspace(0.35, 0.95, strokes.shape[1])[None, :] * np.linspace(0.8, 1.0, strokes.shape[0])[:, None]
+    grey_paper = 0.85  # paper is not white, ink is not black
+    photo = (0.15 + (grey_paper - 0.15) * strokes) * light + np.random.default_rng(1).normal(0, 0.015, strokes.shape)
+    sketch = normalise_sketch(encoded(Image.fromarray(np.clip(photo * 255, 0, 255).astype(np.uint8)), "JPEG",
+                                      quality=85))
+    assert not sketch.inverted
+    assert np.abs(sketch.pixels - clean.pixels).mean() < 0.1
+    assert ((sketch.pixels < 0) == (clean.pixels < 0)).mean() > 0.95
+    plain_threshold = (np.asarray(Image.open(io.BytesIO(encoded(Image.fromarray(
+        np.clip(photo * 255, 0, 255).astype(np.uint8))))), dtype=np.float32) / 255) < 0.5
+    assert plain_threshold.mean() > 0.2  # a global threshold would have called the dim side ink
+
+
+def test_exif_orientation_is_applied():
+    upright = drawing(size=(400, 600))
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # how the camera wrote it
+    exif = Image.Exif()
+    exif[0x0112] = 8  # "rotate 90 CW to display"
+    jpeg = encoded(stored.convert("RGB"), "JPEG", exif=exif.tobytes(), quality=95)
+    turned = normalise_sketch(jpeg)
+    reference = normalise_sketch(encoded(upright))
+    unturned = normalise_sketch(encoded(stored))
+    assert turned.suffix == ".jpg"
+    assert np.abs(turned.pixels - reference.pixels).mean() < np.abs(unturned.pixels - reference.pixels).mean() / 2
+
+
+def test_animated_gif_uses_its_first_frame_and_says_so():
+    first, second = drawing().convert("P"), Image.new("P", (600, 400), 255)
+    buf = io.BytesIO()
+    first.save(buf, format="GIF", save_all=True, append_images=[second], duration=100, loop=0)
+    sketch = normalise_sketch(buf.getvalue())
+    assert sketch.animated and "first frame" in sketch.notes()[0]
+    assert np.abs(sketch.pixels - normalise_sketch(encoded(drawing())).pixels).mean() < 0.02
+
+
+def test_transparent_background_takes_the_contrasting_colour():
+    strokes = np.asarray(drawing(), dtype=np.uint8) < 128
+    for colour in (0, 255):  # black strokes on nothing, then white strokes on nothing
+        rgba = np.zeros((*strokes.shape, 4), dtype=np.uint8)
+        rgba[..., :3] = colour
+        rgba[..., 3] = strokes * 255
+        sketch = normalise_sketch(encoded(Image.fromarray(rgba, "RGBA")))
+        assert 0.03 < (sketch.pixels < 0).mean() < 0.4
+
+
+def test_thin_strokes_of_a_large_scan_stay_visible():
+    big = normalise_sketch(encoded(drawing(size=(3000, 2000), width=3)))  # 1-pixel lines after the 6x work shrink
+    assert (big.pixels < 0).mean() > 0.03
