@@ -22,7 +22,7 @@ import migrations
 
 @dataclass(frozen=True)
 class NewPicture:
-    kind: str  # 'face', 'grid' or 'morph'
+    kind: str  # 'face', 'grid', 'morph' or 'sketch'
     platform: str
     chat_id: str
     user_id: int
@@ -32,6 +32,16 @@ class NewPicture:
     eye: int | None = None
     seed: int | None = None
     count: int = 1
+    upload_id: int | None = None  # the drawing a sketch picture was made from
+
+
+@dataclass(frozen=True)
+class NewUpload:
+    """A drawing someone sent to /sketch, kept as candidate training data."""
+    user_id: int
+    platform: str
+    chat_id: str
+    filename: str
 
 
 @dataclass(frozen=True)
@@ -94,17 +104,32 @@ class Store:
 
     async def add_picture(self, data: bytes, suffix: str, meta: NewPicture) -> int:
         """Write the file (once per content) and its row; returns the picture id."""
-        sha = hashlib.sha256(data).hexdigest()
-        rel = Path("pictures") / sha[:2] / f"{sha}{suffix}"
-        await asyncio.to_thread(_write_durably, self.data_dir / rel, data)
+        sha, rel = await self._put("pictures", data, suffix)
         async with self._write:
             cur = await self._db.execute(
                 "INSERT INTO pictures (sha256, path, kind, user_id, platform, chat_id, hair, eye, seed, count, "
-                "tags, model_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (sha, rel.as_posix(), meta.kind, meta.user_id, meta.platform, meta.chat_id, meta.hair, meta.eye,
-                 meta.seed, meta.count, meta.tags, meta.model_version))
+                "tags, model_version, upload_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (sha, rel, meta.kind, meta.user_id, meta.platform, meta.chat_id, meta.hair, meta.eye,
+                 meta.seed, meta.count, meta.tags, meta.model_version, meta.upload_id))
             await cur.close()
         return cur.lastrowid
+
+    async def add_upload(self, data: bytes, suffix: str, meta: NewUpload) -> int:
+        """Keep an uploaded drawing's original bytes (once per content) and who sent it when; returns its id."""
+        sha, rel = await self._put("uploads", data, suffix)
+        async with self._write:
+            cur = await self._db.execute(
+                "INSERT INTO uploads (sha256, path, user_id, platform, chat_id, filename) VALUES (?, ?, ?, ?, ?, ?)",
+                (sha, rel, meta.user_id, meta.platform, meta.chat_id, meta.filename[:200]))
+            await cur.close()
+        return cur.lastrowid
+
+    async def _put(self, folder: str, data: bytes, suffix: str) -> tuple[str, str]:
+        """Write ``data`` durably under ``folder/<2 hex>/<sha256><suffix>``; (sha256, path relative to data_dir)."""
+        sha = hashlib.sha256(data).hexdigest()
+        rel = Path(folder) / sha[:2] / f"{sha}{suffix}"
+        await asyncio.to_thread(_write_durably, self.data_dir / rel, data)
+        return sha, rel.as_posix()
 
     async def vote(self, picture_id: int, user_id: int, value: int) -> Counts | None:
         """One vote per user per picture: the same vote again withdraws it, the other one replaces it.

@@ -2,6 +2,10 @@
 
 ``NNN_name.sql`` runs once, in a transaction that also bumps ``PRAGMA user_version``
 to NNN, so a rerun is a no-op and a crash mid-upgrade leaves the old schema.
+
+Foreign keys are off while a migration runs and checked before it commits: that is
+SQLite's way to rebuild a table that others reference (to change a CHECK, say), since
+dropping the old table would otherwise fail or orphan the rows pointing at it.
 """
 
 from __future__ import annotations
@@ -51,17 +55,24 @@ def upgrade(conn: sqlite3.Connection) -> int:
             f"the database schema is version {current}, but this moebot knows only up to {len(steps)}: "
             "upgrade moebot, or point it at another database"
         )
-    for number, path in steps[current:]:
-        script = path.read_text()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _statements(script):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+    enforced = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+    conn.execute("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction, so set before BEGIN
+    try:
+        for number, path in steps[current:]:
+            script = path.read_text()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _statements(script):
+                    conn.execute(statement)
+                if conn.execute("PRAGMA foreign_key_check").fetchone() is not None:
+                    raise sqlite3.IntegrityError(f"{path.name} leaves rows that refer to missing rows")
+                conn.execute(f"PRAGMA user_version = {number}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+    finally:
+        conn.execute(f"PRAGMA foreign_keys = {'ON' if enforced else 'OFF'}")
     return len(steps)
 
 
