@@ -49,6 +49,14 @@ class Morph:
 
 
 @dataclass(frozen=True)
+class Sketch:
+    """Paint an uploaded drawing as a face; the upload travels beside the command (see ``Core.handle``)."""
+    hair: int | None = None  # None = drawn from the seed
+    eye: int | None = None
+    seed: int | None = None  # None = a random seed
+
+
+@dataclass(frozen=True)
 class Top:
     period: Literal["day", "week", "all"] = "week"
 
@@ -68,15 +76,15 @@ class Colors:
     pass
 
 
-Command = Union[Waifu, Grid, Morph, Top, Stats, Help, Colors]
-DRAWING = (Waifu, Grid, Morph)  # commands that use the generator, and so the limits and the queue
+Command = Union[Waifu, Grid, Morph, Sketch, Top, Stats, Help, Colors]
+DRAWING = (Waifu, Grid, Morph, Sketch)  # commands that use the generator, and so the limits and the queue
 
 # name -> (usage, one-line description); the order is the order of /help and of the command menus.
-# /sketch (a later issue) adds its entry here, a dataclass above and a Core method.
 COMMANDS: dict[str, tuple[str, str]] = {
     "waifu": ("/waifu [hair] [eye] [count] [seed]", "draw faces, e.g. /waifu pink blue, /waifu blonde 4"),
     "grid": ("/grid hair|eye|all [hair] [eye] [seed]", "one face in every hair colour, eye colour or pair"),
     "morph": ("/morph [hair] [eye] [hair2] [eye2]", "an animated GIF morphing between two faces"),
+    "sketch": ("/sketch [hair] [eye] [seed]", "paint your drawing as a face: send it with this as its caption"),
     "top": ("/top [day|week|all]", "the best-voted pictures"),
     "stats": ("/stats", "pictures made, votes, dataset size, model version"),
     "colors": ("/colors", "every colour word I understand"),
@@ -96,6 +104,8 @@ def parse(text: str, max_count: int = 4) -> Command:
         return parse_grid(rest)
     if name == "morph":
         return parse_morph(rest)
+    if name == "sketch":
+        return parse_sketch(rest)
     if name == "top":
         return parse_top(rest)
     if name in ("stats", "help", "colors", "start"):
@@ -127,6 +137,20 @@ def parse_morph(args: str) -> Morph:
     items, numbers = _items(args, numeric=("seed", "seed2"))
     hair, eye, hair2, eye2 = _assign(items, ["hair", "eye", "hair", "eye"])
     return Morph(hair, eye, hair2, eye2, _seed(numbers.get("seed")), _seed(numbers.get("seed2")))
+
+
+def parse_sketch(args: str) -> Sketch:
+    items, numbers = _items(args, numeric=("seed",))
+    hair, eye = _assign(items, ["hair", "eye"])
+    return Sketch(hair, eye, _seed(numbers.get("seed")))
+
+
+def colour(word: str, part: str) -> int:
+    """The index of one colour word for ``part`` ('hair' or 'eye'); CommandError with a suggestion otherwise."""
+    index = colors.index_of(word, part)
+    if index is None:
+        raise CommandError(_unknown(word, part))
+    return index
 
 
 def parse_top(args: str) -> Top:
@@ -210,10 +234,7 @@ def _assign(items: list[Item], slots: list[str]) -> list[int | None]:
         if not free:
             raise CommandError(_too_many(items, slots, part))
         slot = free[0]
-        index = colors.index_of(word, slots[slot])
-        if index is None:
-            raise CommandError(_unknown(word, slots[slot]))
-        out[slot] = index
+        out[slot] = colour(word, slots[slot])
     return out
 
 

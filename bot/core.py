@@ -16,13 +16,19 @@ from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import Any, Awaitable, Callable, Collection
 
+import numpy as np
+import torch
+
 from bot import colors
-from bot.commands import (COMMANDS, DRAWING, MAX_SEED, Colors, Command, Grid, Help, Morph, Stats, Top,
+from bot.commands import (COMMANDS, DRAWING, MAX_SEED, Colors, Command, Grid, Help, Morph, Sketch, Stats, Top,
                           Waifu)
 from bot.limits import Limits
-from bot.store import NewPicture, Store
+from bot.store import NewPicture, NewUpload, Store
 from generator.images import gif_bytes, grid, png_bytes, to_pil
+from generator.sampler import sketch_tags
 from generator.service import DrawingService, GenerationFailed, QueueFull
+from generator.sketch_input import SketchRejected, UploadLimits, check_size, normalise_sketch
+from generator.sketch_input import Sketch as SketchInput
 from generator.tags import EYE_COLORS, HAIR_COLORS, N_EYE, N_HAIR
 
 log = logging.getLogger(__name__)
@@ -62,6 +68,24 @@ class Who:
 class Attachment:
     filename: str  # ends in .png or .gif
     data: bytes
+
+
+@dataclass(frozen=True)
+class Upload:
+    """The picture sent with /sketch. Its bytes are fetched only once the command passed the limits and the
+    announced size; ``fetch`` raises SketchRejected (with the reason to show) when the download fails."""
+    filename: str
+    size: int | None  # bytes, as the platform announced them; None when unknown
+    fetch: Callable[[], Awaitable[bytes]]
+
+
+# A bare /sketch: how to send a drawing, per platform
+SKETCH_HOWTO = {
+    "telegram": "Send me your drawing as a photo (or an image file) with the caption /sketch — add colours "
+                "if you like: /sketch pink blue. Or reply /sketch to a message that has a picture.",
+    "discord": "Attach your drawing to /sketch in the image option, and pick colours if you like.",
+}
+SKETCH_TIPS = "Dark lines on light paper work best (light on dark is fine too); one face filling the picture."
 
 
 @dataclass(frozen=True)
@@ -107,16 +131,17 @@ class Job:
     head: str  # the caption's first line, before the model version
     again: str  # the command that draws the same picture again
     faces: int  # rows the service draws for it
-
+    notes: tuple[str, ...] = ()  # what the user should know about how their input was read
 
     def caption(self, version: str) -> str:
-        return f"{self.head} · model {version}\nAgain: {self.again}"
+        return "\n".join([f"{self.head} · model {version}", f"Again: {self.again}", *self.notes])
 
 
 class Core:
     def __init__(self, store: Store, generator: DrawingService, limits: Limits, *, max_count: int = 4,
                  display_size: int = 256, morph_frames: int = 16, top_size: int = 4,
-                 admins: Collection[str] = (), rng: random.Random | None = None):
+                 admins: Collection[str] = (), uploads: UploadLimits = UploadLimits(),
+                 rng: random.Random | None = None):
         self.store = store
         self.generator = generator
         self.limits = limits
@@ -125,6 +150,7 @@ class Core:
         self.morph_frames = morph_frames
         self.top_size = top_size
         self.admins = frozenset(admins)  # "platform:user_id", as Who.user_key
+        self.uploads = uploads
         self._rng = rng or random.SystemRandom()
 
     async def close(self) -> None:
@@ -146,9 +172,13 @@ class Core:
         m = self.generator.metrics
         return m.queue_rows + m.in_flight + faces > self.generator.options.max_batch
 
-    async def handle(self, who: Who, command: Command, on_queued: OnQueued | None = None) -> Reply:
-        """Run one command; every outcome, failures included, is a Reply a user can read."""
+    async def handle(self, who: Who, command: Command, on_queued: OnQueued | None = None,
+                     upload: Upload | None = None) -> Reply:
+        """Run one command (/sketch with the picture sent along); every outcome, failures included, is a Reply
+        a user can read."""
         try:
+            if isinstance(command, Sketch):
+                return await self._sketch(who, command, upload, on_queued)
             if isinstance(command, DRAWING):
                 return await self._draw(who, command, on_queued)
             if isinstance(command, Top):
@@ -183,7 +213,35 @@ class Core:
         if refusal:
             return Reply(refusal, refusal=True)
         user = await self.store.user(who.platform, who.user_id, who.user_name)
-        job = self._job(command, dict(platform=who.platform, chat_id=who.chat_id, user_id=user))
+        return await self._run(who, self._job(command, dict(platform=who.platform, chat_id=who.chat_id,
+                                                           user_id=user)), on_queued)
+
+    async def _sketch(self, who: Who, command: Sketch, upload: Upload | None, on_queued: OnQueued | None) -> Reply:
+        """Read the upload (a refusal says what is wrong with it), keep it, then paint it like any drawing."""
+        if self.generator.sketch_version is None:
+            return Reply("I can't paint drawings right now: no sketch model is loaded. Faces still work: /waifu.",
+                         refusal=True)
+        if upload is None:
+            return Reply(f"{SKETCH_HOWTO.get(who.platform, SKETCH_HOWTO['telegram'])}\n{SKETCH_TIPS}", refusal=True)
+        refusal = self.limits.take(who.user_key, who.chat_key)
+        if refusal:
+            return Reply(refusal, refusal=True)
+        try:
+            if upload.size is not None:
+                check_size(upload.size, self.uploads)  # before downloading it
+            data = await upload.fetch()
+            sketch = await asyncio.to_thread(normalise_sketch, data, self.uploads)
+        except SketchRejected as e:
+            self.limits.give_back(who.user_key, who.chat_key)
+            return Reply(f"{e}\n{SKETCH_TIPS}", refusal=True)
+        user = await self.store.user(who.platform, who.user_id, who.user_name)
+        upload_id = await self.store.add_upload(data, sketch.suffix,
+                                                NewUpload(user, who.platform, who.chat_id, upload.filename))
+        base = dict(platform=who.platform, chat_id=who.chat_id, user_id=user, upload_id=upload_id)
+        return await self._run(who, self._sketch_job(command, sketch, base), on_queued)
+
+    async def _run(self, who: Who, job: Job, on_queued: OnQueued | None) -> Reply:
+        """Draw a job whose limits were taken, store the picture and answer with it and its vote buttons."""
         try:
             drawn, version = await self._submit(job, _quietly(on_queued))
         except QueueFull as e:
@@ -254,6 +312,27 @@ class Core:
         picture = partial(NewPicture, "morph", **base, tags=f"{pair} → {pair2}", count=frames, **meta)
         return Job(lambda: g.morph_frames((hair, eye, seed), (hair2, eye2, seed2), frames, size), gif_bytes, ".gif",
                    picture, f"{pair} (seed {seed}) → {pair2} (seed {seed2})", again, frames)
+
+    def _sketch_job(self, command: Sketch, sketch: SketchInput, base: dict) -> Job:
+        """The drawing as read and the face painted from it, side by side; colours not given come from the seed."""
+        g = self.generator
+        seed = command.seed if command.seed is not None else self._rng.randrange(MAX_SEED + 1)
+        hair, eye = sketch_tags(seed, command.hair, command.eye)
+        pair = f"{HAIR_COLORS[hair]} hair, {EYE_COLORS[eye]} eyes"
+        size = self.display_size
+        pixels = torch.from_numpy(sketch.pixels)[None, None]
+        shown = torch.from_numpy(np.asarray(sketch.to_image().convert("RGB"))).permute(2, 0, 1)
+
+        async def face() -> tuple[Any, str]:
+            drawn = await g.sketch(pixels, [hair], [eye], [seed])
+            return drawn.images, drawn.version
+
+        def encode(images: Any) -> bytes:
+            return png_bytes(grid(torch.stack([shown, images[0]]), 2, cell=size))
+        picture = partial(NewPicture, "sketch", **base, tags=pair, hair=hair, eye=eye, seed=seed)
+        again = f"/sketch {HAIR_COLORS[hair]} {EYE_COLORS[eye]} seed:{seed} with the same drawing"
+        return Job(face, encode, ".png", picture, f"your sketch → {pair} · seed {seed}", again, 1,
+                   tuple(sketch.notes()))
 
     async def _top(self, command: Top) -> Reply:
         since = None if command.period == "all" else \

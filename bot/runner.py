@@ -91,14 +91,16 @@ def make_service(cfg: Config) -> DrawingService:
                              device=g.device, threads=g.threads, compile=g.compile)
     if g.backend == "ray":
         from generator.ray_service import RayGeneratorService  # the ray extra is only needed here
-        return RayGeneratorService(active_weights(cfg), options, address=g.ray_address or None)
-    return GeneratorService(active_weights(cfg), options)
+        return RayGeneratorService(active_weights(cfg), options, address=g.ray_address or None,
+                                   sketch_weights=g.sketch_weights or None)
+    return GeneratorService(active_weights(cfg), options, g.sketch_weights or None)
 
 
 def make_core(cfg: Config, generator: DrawingService, store: Store) -> Core:
     return Core(store, generator, Limits(cfg.limits.user_cooldown_s, cfg.limits.chat_per_minute),
                 max_count=cfg.limits.max_count, display_size=cfg.generator.display_size,
-                morph_frames=cfg.generator.morph_frames, top_size=cfg.limits.top_size, admins=cfg.limits.admins)
+                morph_frames=cfg.generator.morph_frames, top_size=cfg.limits.top_size, admins=cfg.limits.admins,
+                uploads=cfg.uploads)
 
 
 async def serve(cfg: Config, tokens: Mapping[str, str]) -> None:

@@ -7,6 +7,9 @@ writes the new weights' path into a small named actor, the registry; every
 replica watches it, loads new weights beside the ones it serves and switches
 between batches (redeploying would restart replicas and stall requests). A
 replica that cannot load them keeps serving the old ones and reports why.
+Each replica also holds the sketch model (fixed for the deployment's life);
+sketches are batched by their own ``@serve.batch`` method, since they run
+through another network.
 Needs the ``ray`` extra: ``pip install -e '.[ray]'``.
 """
 
@@ -21,7 +24,7 @@ import numpy as np
 import torch
 
 from generator.metrics import ServiceMetrics
-from generator.service import DrawingService, Drawn, QueueFull, ServiceOptions
+from generator.service import DrawingService, Drawn, QueueFull, ServiceOptions, SketchesUnavailable
 from generator.worker_process import WorkerFailed
 
 APP_NAME = "moebot-generator"
@@ -68,8 +71,8 @@ def _deployment(options: ServiceOptions, gpus: float):
     @serve.deployment(name="FaceGenerator", ray_actor_options={"num_gpus": gpus, "num_cpus": 1},
                       max_ongoing_requests=options.max_batch, max_queued_requests=options.queue_limit)
     class FaceGenerator:
-        def __init__(self, threads: int, device: str):
-            from generator.sampler import FaceSampler
+        def __init__(self, threads: int, device: str, sketch_weights: str | None):
+            from generator.sampler import FaceSampler, SketchSampler
 
             if threads:
                 torch.set_num_threads(threads)
@@ -77,6 +80,12 @@ def _deployment(options: ServiceOptions, gpus: float):
             self.registry = ray.get_actor(REGISTRY_NAME, namespace=NAMESPACE)
             self.generation, self.weights = ray.get(self.registry.current.remote())
             self.sampler = FaceSampler.load(self.weights, device)
+            try:
+                self.sketcher, self.sketch_error = SketchSampler.load(sketch_weights, device), None
+            except Exception as e:  # faces are still served; sketch requests are refused with the reason
+                self.sketcher = None
+                self.sketch_error = f"cannot load {sketch_weights or 'the bundled sketch weights'}: " \
+                                    f"{type(e).__name__}: {e}"
             self.replica = serve.get_replica_context().replica_id.unique_id
             self.registry.report.remote(self.replica, self.generation, self.sampler.version, None)
             self.watcher: asyncio.Task | None = None  # started on the replica's event loop by the first call
@@ -113,31 +122,44 @@ def _deployment(options: ServiceOptions, gpus: float):
 
         async def info(self) -> dict:
             self._ensure_watching()
-            return {"version": self.sampler.version, "z_dim": self.sampler.z_dim}
+            sketcher = self.sketcher
+            return {"version": self.sampler.version, "z_dim": self.sampler.z_dim,
+                    "sketch_version": sketcher.version if sketcher else None,
+                    "sketch_z_dim": sketcher.z_dim if sketcher else 0, "sketch_error": self.sketch_error}
 
         @serve.batch(max_batch_size=options.max_batch, batch_wait_timeout_s=options.max_wait_ms / 1000,
-                     batch_size_fn=lambda items: sum(len(z) for z, _ in items))
+                     batch_size_fn=lambda items: sum(len(item[0]) for item in items))
         async def draw(self, items: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, str]]:
             self._ensure_watching()
-            sampler = self.sampler  # a swap during this batch does not mix versions
-            z = torch.from_numpy(np.concatenate([z for z, _ in items]))
-            cond = torch.from_numpy(np.concatenate([c for _, c in items]))
-            images = await asyncio.to_thread(lambda: sampler.draw(z, cond).numpy())
-            out, start = [], 0
-            for zi, _ in items:
-                out.append((images[start:start + len(zi)], sampler.version))
-                start += len(zi)
-            return out
+            return await _run_batch(self.sampler, items)  # a swap during this batch does not mix versions
+
+        @serve.batch(max_batch_size=options.max_batch, batch_wait_timeout_s=options.max_wait_ms / 1000,
+                     batch_size_fn=lambda items: sum(len(item[0]) for item in items))
+        async def sketch(self, items: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+                         ) -> list[tuple[np.ndarray, str]]:
+            return await _run_batch(self.sketcher, items)
 
     return FaceGenerator
 
 
+async def _run_batch(sampler, items: list[tuple[np.ndarray, ...]]) -> list[tuple[np.ndarray, str]]:
+    """Draw the requests of one ``@serve.batch`` call in one pass; each gets its rows back, with the version."""
+    arrays = [torch.from_numpy(np.concatenate(parts)) for parts in zip(*items)]
+    images = await asyncio.to_thread(lambda: sampler.draw(*arrays).numpy())
+    out, start = [], 0
+    for item in items:
+        out.append((images[start:start + len(item[0])], sampler.version))
+        start += len(item[0])
+    return out
+
+
 class RayGeneratorService(DrawingService):
     def __init__(self, weights: str | Path | None = None, options: ServiceOptions = ServiceOptions(),
-                 address: str | None = None, replicas: int = 1):
+                 address: str | None = None, replicas: int = 1, sketch_weights: str | Path | None = None):
         self.options = options
         self.metrics = ServiceMetrics()
         self._weights = str(weights) if weights else None
+        self._sketch_weights = str(sketch_weights) if sketch_weights else None  # None: the bundled ones
         self._address = address
         self._replicas = replicas
         self._handle = None
@@ -152,6 +174,14 @@ class RayGeneratorService(DrawingService):
     def version(self) -> str:
         return self._info.get("version", "not started")
 
+    @property
+    def sketch_version(self) -> str | None:
+        return self._info.get("sketch_version")
+
+    @property
+    def sketch_z_dim(self) -> int:
+        return self._info["sketch_z_dim"]
+
     def _deploy(self) -> None:
         import ray
         from ray import serve
@@ -163,7 +193,7 @@ class RayGeneratorService(DrawingService):
             name=REGISTRY_NAME, namespace=NAMESPACE, get_if_exists=True).remote(self._weights)
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
         app = _deployment(self.options, gpus).options(num_replicas=self._replicas).bind(
-            self.options.threads, "cuda" if gpus else "cpu")
+            self.options.threads, "cuda" if gpus else "cpu", self._sketch_weights)
         self._handle = serve.run(app, name=APP_NAME, route_prefix=None)
 
     async def start(self) -> "RayGeneratorService":
@@ -197,20 +227,32 @@ class RayGeneratorService(DrawingService):
         return answers[0][0]
 
     async def draw(self, z: torch.Tensor, cond: torch.Tensor, timeout: float | None = None) -> Drawn:
+        return await self._call(self._handle.draw, (z.float().numpy(), cond.float().numpy()), timeout)
+
+    async def draw_sketches(self, sketch: torch.Tensor, z: torch.Tensor, cond: torch.Tensor,
+                            timeout: float | None = None) -> Drawn:
+        if self.sketch_version is None:
+            raise SketchesUnavailable(self._info.get("sketch_error") or "the service is not started")
+        return await self._call(self._handle.sketch,
+                                (sketch.float().numpy(), z.float().numpy(), cond.float().numpy()), timeout)
+
+    async def _call(self, method, item: tuple[np.ndarray, ...], timeout: float | None) -> Drawn:
+        """One request to a batched replica method, with the queue's refusal and the metrics."""
         from ray.serve.exceptions import BackPressureError
 
+        rows = len(item[0])
         t0 = time.monotonic()
-        response = self._handle.draw.remote((z.float().numpy(), cond.float().numpy()))
+        response = method.remote(item)
         try:
             images, version = await asyncio.wait_for(response, timeout or self.options.request_timeout_s)
         except BackPressureError:
             self.metrics.rejected += 1
-            per_row = (self.metrics.latencies[-1] if self.metrics.latencies else 0.05) / max(1, len(z))
+            per_row = (self.metrics.latencies[-1] if self.metrics.latencies else 0.05) / max(1, rows)
             raise QueueFull(max(1, math.ceil(self.options.queue_limit * per_row))) from None
         except (asyncio.TimeoutError, asyncio.CancelledError):
             response.cancel()
             raise
         self.metrics.requests += 1
         self.metrics.latencies.append(time.monotonic() - t0)
-        self.metrics.faces_done(len(z))  # batch sizes are the replicas' business (Serve's own metrics)
+        self.metrics.faces_done(rows)  # batch sizes are the replicas' business (Serve's own metrics)
         return Drawn(torch.from_numpy(images), version)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import os
+import random
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Self, Sequence
 
 import torch
 from PIL import Image
@@ -20,7 +21,7 @@ from torch import nn
 from generator.images import grid, to_pil, to_uint8
 from generator.models import tag_condition
 from generator.tags import N_EYE, N_HAIR
-from generator.weights import BUNDLED_GENERATOR, load_module, weights_version
+from generator.weights import BUNDLED_GENERATOR, BUNDLED_SKETCH, load_module, weights_version
 
 MODES = ("fix-noise", "change-hair", "change-eye", "fix-hair-eye", "interpolate")
 
@@ -49,6 +50,14 @@ def face_inputs(hair: Sequence[int], eye: Sequence[int], seeds: Sequence[int], z
     """(latents, conditions) for one face per (hair, eye, seed) triple."""
     z = torch.stack([latent(s, z_dim) for s in seeds])
     return z, tag_condition(torch.as_tensor(list(hair)), torch.as_tensor(list(eye)), N_HAIR, N_EYE)
+
+
+def sketch_tags(seed: int, hair: int | None = None, eye: int | None = None) -> tuple[int, int]:
+    """The colours of a sketch's face: those given, the others drawn from the seed, so the seed alone
+    repeats a picture (``/sketch seed:N`` or ``moebot sketch --seed N`` with the same drawing)."""
+    rng = random.Random(seed)
+    drawn_hair, drawn_eye = rng.randrange(N_HAIR), rng.randrange(N_EYE)
+    return (drawn_hair if hair is None else hair), (drawn_eye if eye is None else eye)
 
 
 def mode_rows(mode: str, hair: int, eye: int, seed: int, n: int = 8) -> tuple[list[int], list[int], list[int], int]:
@@ -83,7 +92,12 @@ def morph_inputs(start: tuple[int, int, int], end: tuple[int, int, int], frames:
     return torch.stack([slerp(z0, z1, t) for t in ts]), torch.stack([torch.lerp(c0, c1, t) for t in ts])
 
 
-class FaceSampler:
+class Sampler:
+    """A generator's weights loaded for drawing: the network in eval mode, its version, its device."""
+
+    bundled: ClassVar[Path]  # the weights used when none are named
+    archs: ClassVar[tuple[str, ...]]  # the networks this sampler can drive
+
     def __init__(self, generator: nn.Module, version: str, device: torch.device = torch.device("cpu")):
         self.G = generator.to(device).eval().requires_grad_(False)
         self.version = version
@@ -91,12 +105,19 @@ class FaceSampler:
         self.z_dim: int = generator.cfg.z_dim
 
     @classmethod
-    def load(cls, path: str | os.PathLike | None = None, device: str = "auto") -> "FaceSampler":
+    def load(cls, path: str | os.PathLike | None = None, device: str = "auto") -> Self:
         """Load a weights file (default: the bundled one); the version is its file name and step."""
-        path = Path(path) if path else BUNDLED_GENERATOR
+        path = Path(path) if path else cls.bundled
         dev = resolve_device(device)
         G, meta = load_module(path, dev)
+        if meta["config"]["arch"] not in cls.archs:
+            raise ValueError(f"{path} holds a {meta['config']['arch']} network, not {' or '.join(cls.archs)}")
         return cls(G, weights_version(path, meta), dev)
+
+
+class FaceSampler(Sampler):
+    bundled = BUNDLED_GENERATOR
+    archs = ("acgan", "seed-acgan")
 
     @torch.inference_mode()
     def draw(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
@@ -116,3 +137,20 @@ class FaceSampler:
                      size: int | None = None) -> list[Image.Image]:
         """Frames from (hair, eye, seed) ``start`` to ``end`` (see ``morph_inputs``)."""
         return [to_pil(img, size) for img in self.draw(*morph_inputs(start, end, frames, self.z_dim))]
+
+
+class SketchSampler(Sampler):
+    """The sketch-to-face generator: a drawing (ink -1 on paper +1), colours and a seed -> a face."""
+
+    bundled = BUNDLED_SKETCH
+    archs = ("sketch2face",)
+
+    @torch.inference_mode()
+    def draw(self, sketch: torch.Tensor, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """(B, 1, 64, 64) sketches, (B, z_dim) latents and (B, 22) conditions -> (B, 3, 64, 64) uint8 faces."""
+        return to_uint8(self.G(sketch.to(self.device), z.to(self.device), cond.to(self.device)))
+
+    def faces(self, sketch: torch.Tensor, hair: Sequence[int], eye: Sequence[int], seeds: Sequence[int]
+              ) -> torch.Tensor:
+        """One face per sketch, painted in its (hair, eye) colours with the latent of its seed."""
+        return self.draw(sketch, *face_inputs(hair, eye, seeds, self.z_dim))

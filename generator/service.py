@@ -1,9 +1,15 @@
 """The generator service: drawing requests from many chats, gathered into batches, run off the event loop.
 
-Each request (a face, a grid, a morph) is a list of rows (latent, condition).
-The dispatcher waits up to ``max_wait_ms`` after the first waiting request for
-more, packs up to ``max_batch`` rows into one batch and runs it on a worker
-process. The queue is bounded: a request that would overflow it is refused at
+Each request (a face, a grid, a morph) is a list of rows (latent, condition);
+a sketch request's rows also carry the drawing. The dispatcher waits up to
+``max_wait_ms`` after the first waiting request for more, packs up to
+``max_batch`` rows into one batch and runs it on a worker process.
+
+Sketch rows go to another network than face rows, so a batch holds one kind:
+the oldest waiting request decides which, and the requests of the other kind
+keep their place for the next batch. (Sketches could share a pass with faces
+only by running both networks on every batch; their own batches cost nothing
+extra, since both networks' time grows with the rows they draw.) The queue is bounded: a request that would overflow it is refused at
 once with an estimate of when to retry. Promoting new weights starts a second
 worker beside the first and switches between batches, so no request fails or
 waits for the swap; each result names the version that drew it.
@@ -45,6 +51,10 @@ class GenerationFailed(Exception):
     """The worker failed on this request's batch (it has been restarted); the request may be retried."""
 
 
+class SketchesUnavailable(Exception):
+    """No sketch model is loaded (missing or refused weights); ``str(e)`` says why."""
+
+
 @dataclass(frozen=True)
 class ServiceOptions:
     max_batch: int = 64
@@ -67,6 +77,7 @@ class Drawn:
 class _Request:
     z: np.ndarray
     cond: np.ndarray
+    sketch: np.ndarray | None  # (B, 1, 64, 64) for the sketch network, None for the face generator
     future: asyncio.Future
     enqueued: float = field(default_factory=time.monotonic)
 
@@ -76,8 +87,9 @@ class _Request:
 
 
 class DrawingService(abc.ABC):
-    """One generator backend (in-process worker or Ray Serve): ``draw`` plus what is built on it,
-    faces by seed, the ACGAN grids and morphs, so the bot works the same against either."""
+    """One generator backend (in-process worker or Ray Serve): ``draw`` and ``draw_sketches`` plus what is
+    built on them, faces by seed, the ACGAN grids, morphs and sketches, so the bot works the same against
+    either."""
 
     metrics: ServiceMetrics
     options: ServiceOptions
@@ -89,6 +101,15 @@ class DrawingService(abc.ABC):
     @property
     @abc.abstractmethod
     def version(self) -> str: ...
+
+    @property
+    @abc.abstractmethod
+    def sketch_version(self) -> str | None:
+        """The sketch model's version; None when there is none (``draw_sketches`` says why)."""
+
+    @property
+    @abc.abstractmethod
+    def sketch_z_dim(self) -> int: ...
 
     @abc.abstractmethod
     async def start(self) -> "DrawingService": ...
@@ -104,6 +125,12 @@ class DrawingService(abc.ABC):
     async def draw(self, z: torch.Tensor, cond: torch.Tensor, timeout: float | None = None) -> Drawn:
         """One face per (latent, condition) row; QueueFull at once when too much is waiting."""
 
+    @abc.abstractmethod
+    async def draw_sketches(self, sketch: torch.Tensor, z: torch.Tensor, cond: torch.Tensor,
+                            timeout: float | None = None) -> Drawn:
+        """One face per (sketch, latent, condition) row; QueueFull as ``draw``, SketchesUnavailable at once
+        when no sketch model is loaded."""
+
     async def __aenter__(self) -> "DrawingService":
         return await self.start()
 
@@ -113,6 +140,11 @@ class DrawingService(abc.ABC):
     async def faces(self, hair: Sequence[int], eye: Sequence[int], seeds: Sequence[int],
                     timeout: float | None = None) -> Drawn:
         return await self.draw(*face_inputs(hair, eye, seeds, self.z_dim), timeout)
+
+    async def sketch(self, sketches: torch.Tensor, hair: Sequence[int], eye: Sequence[int], seeds: Sequence[int],
+                     timeout: float | None = None) -> Drawn:
+        """One face per (B, 1, 64, 64) sketch (ink -1 on paper +1), in its colours, from its seed's latent."""
+        return await self.draw_sketches(sketches, *face_inputs(hair, eye, seeds, self.sketch_z_dim), timeout)
 
     async def mode_grid(self, mode: str, hair: int, eye: int, seed: int, n: int = 8, size: int = 64
                         ) -> tuple[Image.Image, str]:
@@ -127,10 +159,12 @@ class DrawingService(abc.ABC):
 
 
 class GeneratorService(DrawingService):
-    def __init__(self, weights: str | Path | None = None, options: ServiceOptions = ServiceOptions()):
+    def __init__(self, weights: str | Path | None = None, options: ServiceOptions = ServiceOptions(),
+                 sketch_weights: str | Path | None = None):
         self.options = options
         self.metrics = ServiceMetrics()
         self._weights = weights
+        self._sketch_weights = sketch_weights  # None: the bundled sketch model
         self._worker: WorkerProcess | None = None
         self._retired: list[WorkerProcess] = []
         self._waiting: deque[_Request] = deque()
@@ -141,8 +175,9 @@ class GeneratorService(DrawingService):
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     async def start(self) -> "GeneratorService":
-        self._worker = await WorkerProcess.start(self._weights, self.options.device, self.options.threads,
-                                                  self.options.compile)
+        self._worker = await self._start_worker(self._weights)
+        if self._worker.sketch_version is None:
+            log.warning("no sketch model, /sketch will be refused: %s", self._worker.sketch_error)
         self._dispatcher = asyncio.create_task(self._dispatch(), name="generator-dispatcher")
         return self
 
@@ -167,14 +202,37 @@ class GeneratorService(DrawingService):
         assert self._worker, "start() the service first"
         return self._worker.z_dim
 
+    @property
+    def sketch_version(self) -> str | None:
+        return self._worker.sketch_version if self._worker else None
+
+    @property
+    def sketch_z_dim(self) -> int:
+        assert self._worker, "start() the service first"
+        return self._worker.sketch_z_dim
+
+    async def _start_worker(self, weights: str | Path | None) -> WorkerProcess:
+        return await WorkerProcess.start(weights, self.options.device, self.options.threads, self.options.compile,
+                                         sketch_weights=self._sketch_weights)
+
     # -- requests ----------------------------------------------------------------------------------------
     async def draw(self, z: torch.Tensor, cond: torch.Tensor, timeout: float | None = None) -> Drawn:
         """Draw one face per row. QueueFull at once if the queue is full; TimeoutError after ``timeout``."""
+        return await self._enqueue(z, cond, None, timeout)
+
+    async def draw_sketches(self, sketch: torch.Tensor, z: torch.Tensor, cond: torch.Tensor,
+                            timeout: float | None = None) -> Drawn:
+        if self.sketch_version is None:
+            raise SketchesUnavailable(self._worker.sketch_error if self._worker else "the service is not started")
+        return await self._enqueue(z, cond, sketch.float().numpy(), timeout)
+
+    async def _enqueue(self, z: torch.Tensor, cond: torch.Tensor, sketch: np.ndarray | None,
+                       timeout: float | None) -> Drawn:
         rows = len(z)
         if self.metrics.queue_rows + rows > self.options.queue_limit:
             self.metrics.rejected += 1
             raise QueueFull(max(1, math.ceil(self.metrics.queue_rows * self._seconds_per_row)))
-        req = _Request(z.float().numpy(), cond.float().numpy(), asyncio.get_running_loop().create_future())
+        req = _Request(z.float().numpy(), cond.float().numpy(), sketch, asyncio.get_running_loop().create_future())
         self._waiting.append(req)
         self.metrics.queue_rows += rows
         self.metrics.queue_requests += 1
@@ -189,7 +247,7 @@ class GeneratorService(DrawingService):
     async def promote(self, weights: str | Path) -> str:
         """Load ``weights`` in a new worker beside the serving one, then switch; WorkerFailed leaves the old."""
         async with self._swap_lock:
-            new = await WorkerProcess.start(weights, self.options.device, self.options.threads, self.options.compile)
+            new = await self._start_worker(weights)
             old, self._worker, self._weights = self._worker, new, weights
             if old is not None:
                 self._retired.append(old)  # stopped by the dispatcher once its batch (if any) is done
@@ -210,15 +268,22 @@ class GeneratorService(DrawingService):
                 await asyncio.wait_for(self._arrived.wait(), left)
             except asyncio.TimeoutError:
                 break
-        batch, rows = [], 0
-        while self._waiting and (not batch or rows + self._waiting[0].rows <= self.options.max_batch):
+        batch, rows, other_kind = [], 0, deque()
+        while self._waiting:
             req = self._waiting.popleft()
+            if batch and (req.sketch is None) != (batch[0].sketch is None) and not req.future.done():
+                other_kind.append(req)  # keeps its place for a later batch
+                continue
+            if batch and rows + req.rows > self.options.max_batch:
+                self._waiting.appendleft(req)
+                break
             self.metrics.queue_rows -= req.rows
             self.metrics.queue_requests -= 1
             if req.future.done():  # cancelled or timed out while waiting
                 continue
             batch.append(req)
             rows += req.rows
+        self._waiting.extendleft(reversed(other_kind))
         return batch
 
     async def _dispatch(self) -> None:
@@ -228,14 +293,15 @@ class GeneratorService(DrawingService):
                 continue
             z = np.concatenate([r.z for r in batch])
             cond = np.concatenate([r.cond for r in batch])
+            sketch = np.concatenate([r.sketch for r in batch]) if batch[0].sketch is not None else None
             worker = self._worker
             t0 = time.monotonic()
             self.metrics.in_flight = len(z)
             try:
                 images = []  # a single request larger than max_batch runs in several passes
-                for i in range(0, len(z), self.options.max_batch):
-                    images.append(await worker.draw(z[i:i + self.options.max_batch],
-                                                    cond[i:i + self.options.max_batch], self.options.batch_timeout_s))
+                for i in range(0, len(z), step := self.options.max_batch):
+                    images.append(await worker.draw(z[i:i + step], cond[i:i + step], self.options.batch_timeout_s,
+                                                    None if sketch is None else sketch[i:i + step]))
                 out = torch.from_numpy(np.concatenate(images))
             except WorkerFailed as e:
                 self.metrics.in_flight = 0
@@ -250,7 +316,7 @@ class GeneratorService(DrawingService):
             for req in batch:
                 part, start = out[start:start + req.rows], start + req.rows
                 if not req.future.done():
-                    req.future.set_result(Drawn(part, worker.version))
+                    req.future.set_result(Drawn(part, worker.version if sketch is None else worker.sketch_version))
                     self.metrics.requests += 1
                     self.metrics.latencies.append(done - req.enqueued)
             await self._retire_idle()
@@ -269,8 +335,7 @@ class GeneratorService(DrawingService):
                 return
             while True:
                 try:
-                    self._worker = await WorkerProcess.start(self._weights, self.options.device, self.options.threads,
-                                                  self.options.compile)
+                    self._worker = await self._start_worker(self._weights)
                     return
                 except WorkerFailed as e:
                     log.error("generator restart failed, retrying in 1 s: %s", e)

@@ -103,10 +103,16 @@ def normalise_sketch(data: bytes, limits: UploadLimits = UploadLimits()) -> Sket
     return Sketch((PAPER + (INK - PAPER) * coverage).astype(np.float32), img.format or "?", animated, inverted)
 
 
+def check_size(n_bytes: int, limits: UploadLimits) -> None:
+    """SketchRejected when a file of ``n_bytes`` is over the limit (callers that know the size check it before
+    downloading)."""
+    if n_bytes > limits.max_bytes:
+        raise SketchRejected(f"That file is {_mb(n_bytes)}; I take files up to {_mb(limits.max_bytes)}.")
+
+
 def _decode(data: bytes, limits: UploadLimits) -> tuple[Image.Image, bool]:
     """Open and fully decode the first frame, upright; every way it can fail is a SketchRejected."""
-    if len(data) > limits.max_bytes:
-        raise SketchRejected(f"That file is {_mb(len(data))}; I take files up to {_mb(limits.max_bytes)}.")
+    check_size(len(data), limits)
     limit = f"I take up to {limits.max_pixels / 1e6:g} megapixels."
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -22,13 +22,18 @@ class WorkerFailed(RuntimeError):
     """The worker process died, hung or refused its weights."""
 
 
-def _serve(conn: Connection, weights: str | None, device: str, threads: int, compile_: bool) -> None:
-    """Child main: load and check the weights, say ready, then draw batches until told to stop."""
+def _serve(conn: Connection, weights: str | None, device: str, threads: int, compile_: bool,
+           sketch_weights: str | None) -> None:
+    """Child main: load and check the weights, say ready, then draw batches until told to stop.
+
+    The sketch model loads beside the face generator; when it cannot, faces are still served and the
+    parent is told why sketches are not.
+    """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
     from generator.fast_inference import FastDrawer
-    from generator.sampler import FaceSampler
+    from generator.sampler import FaceSampler, SketchSampler
 
     if threads:
         torch.set_num_threads(threads)
@@ -41,17 +46,30 @@ def _serve(conn: Connection, weights: str | None, device: str, threads: int, com
     except Exception as e:  # any failure to load is an answer for the parent, not a crash
         conn.send(("error", f"{type(e).__name__}: {e}"))
         return
+    sketcher, sketch_error = None, None
+    try:
+        sketcher = SketchSampler.load(sketch_weights, device)
+        probe = sketcher.G(torch.ones(1, 1, 64, 64, device=sketcher.device),
+                           torch.zeros(1, sketcher.z_dim, device=sketcher.device),
+                           torch.ones(1, 22, device=sketcher.device) / 11)
+        if not torch.isfinite(probe).all():
+            raise ValueError("the sketch model's output is not finite")
+    except Exception as e:
+        sketcher, sketch_error = None, f"cannot load {sketch_weights or 'the bundled sketch weights'}: " \
+                                       f"{type(e).__name__}: {e}"
     drawer = FastDrawer(sampler)
     if compile_:
         drawer.start_compiling()  # eager serves meanwhile
-    conn.send(("ready", sampler.version, sampler.z_dim))
+    conn.send(("ready", {"version": sampler.version, "z_dim": sampler.z_dim, "sketch_error": sketch_error,
+                         "sketch_version": sketcher.version if sketcher else None,
+                         "sketch_z_dim": sketcher.z_dim if sketcher else 0}))
     while True:
         msg = conn.recv()
         if msg[0] == "stop":
             return
-        _, z, cond = msg
-        images = drawer.draw(torch.from_numpy(z), torch.from_numpy(cond)).numpy()
-        conn.send(("done", images))
+        arrays = [torch.from_numpy(a) for a in msg[1:]]
+        images = drawer.draw(*arrays) if msg[0] == "draw" else sketcher.draw(*arrays)
+        conn.send(("done", images.numpy()))
 
 
 @dataclass
@@ -63,16 +81,23 @@ class WorkerProcess:
     version: str
     z_dim: int
     weights: str | None
+    sketch_version: str | None  # None: no sketch model, see sketch_error
+    sketch_z_dim: int
+    sketch_error: str | None
 
     @classmethod
     async def start(cls, weights: str | Path | None, device: str = "cpu", threads: int = 0,
-                    compile_: bool = False, timeout: float = 120.0) -> "WorkerProcess":
-        """Spawn a worker and wait until it has loaded and checked ``weights``; WorkerFailed otherwise."""
+                    compile_: bool = False, timeout: float = 120.0,
+                    sketch_weights: str | Path | None = None) -> "WorkerProcess":
+        """Spawn a worker and wait until it has loaded and checked ``weights``; WorkerFailed otherwise.
+
+        Sketch weights (None: the bundled ones) that do not load leave it without sketches, not failed."""
         ctx = mp.get_context("spawn")  # fork would copy a parent's torch threads and locks
         parent, child = ctx.Pipe()
         weights = str(weights) if weights else None
-        proc = ctx.Process(target=_serve, args=(child, weights, device, threads, compile_), daemon=True,
-                           name="moebot-generator")
+        sketch_weights = str(sketch_weights) if sketch_weights else None
+        proc = ctx.Process(target=_serve, args=(child, weights, device, threads, compile_, sketch_weights),
+                           daemon=True, name="moebot-generator")
         proc.start()
         child.close()
         try:
@@ -83,12 +108,17 @@ class WorkerProcess:
         if msg[0] != "ready":
             proc.join(5)
             raise WorkerFailed(f"refused {weights or 'the bundled weights'}: {msg[1]}")
-        return cls(proc, parent, msg[1], msg[2], weights)
+        info = msg[1]
+        return cls(proc, parent, info["version"], info["z_dim"], weights, info["sketch_version"], info["sketch_z_dim"],
+                   info["sketch_error"])
 
-    async def draw(self, z: np.ndarray, cond: np.ndarray, timeout: float) -> np.ndarray:
-        """Run one batch; WorkerFailed (and the process killed) if it dies or takes over ``timeout`` s."""
+    async def draw(self, z: np.ndarray, cond: np.ndarray, timeout: float, sketch: np.ndarray | None = None
+                   ) -> np.ndarray:
+        """Run one batch (of sketches when ``sketch`` is given); WorkerFailed (and the process killed) if it
+        dies or takes over ``timeout`` s."""
+        msg = ("draw", z, cond) if sketch is None else ("sketch", sketch, z, cond)
         try:  # send in the thread too: a large batch can fill the pipe's buffer
-            reply = await asyncio.wait_for(asyncio.to_thread(_exchange, self.conn, ("draw", z, cond)), timeout)
+            reply = await asyncio.wait_for(asyncio.to_thread(_exchange, self.conn, msg), timeout)
         except asyncio.TimeoutError:
             self.kill()
             raise WorkerFailed(f"the generator took over {timeout:g} s and was restarted") from None

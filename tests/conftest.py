@@ -89,3 +89,11 @@ def tiny_generator_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
     save_module(G, path, G.cfg.to_dict(), step=0)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_sketch_file(tmp_path_factory) -> Path:
+    """An untrained, narrow sketch-to-face generator saved the way its trainer exports it."""
+    from fakes.bot_parts import tiny_sketch_weights
+
+    return tiny_sketch_weights(tmp_path_factory.mktemp("weights") / "tiny-sketch.safetensors")

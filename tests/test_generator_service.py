@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from generator.models.acgan import ACGANConfig, Generator
-from generator.sampler import FaceSampler
-from generator.service import GenerationFailed, GeneratorService, QueueFull, ServiceOptions
+from generator.sampler import FaceSampler, SketchSampler
+from generator.service import GenerationFailed, GeneratorService, QueueFull, ServiceOptions, SketchesUnavailable
 from generator.weights import save_module
 from generator.worker_process import WorkerFailed
 
@@ -35,7 +35,7 @@ API = _opts(max_batch=2, queue_limit=4, max_wait_ms=20)
 
 
 @pytest.fixture(scope="module")
-def ray_service(tiny_generator_file):
+def ray_service(tiny_generator_file, tiny_sketch_file):
     """One Ray Serve deployment on a local Ray instance for the module: a replica takes long to start."""
     if importlib.util.find_spec("ray") is None:
         pytest.skip("the ray extra is not installed: pip install -e '.[ray]'")
@@ -46,17 +46,17 @@ def ray_service(tiny_generator_file):
     from generator.ray_service import RayGeneratorService
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    svc = asyncio.run(RayGeneratorService(tiny_generator_file, API).start())
+    svc = asyncio.run(RayGeneratorService(tiny_generator_file, API, sketch_weights=tiny_sketch_file).start())
     yield svc
     serve.shutdown()
     ray.shutdown()
 
 
 @pytest.fixture(params=["local", "ray"])
-def service(request, tiny_generator_file):
+def service(request, tiny_generator_file, tiny_sketch_file):
     """``async with service() as svc``: a fresh local service, or the module's Ray deployment."""
     if request.param == "local":
-        return lambda: GeneratorService(tiny_generator_file, API)
+        return lambda: GeneratorService(tiny_generator_file, API, tiny_sketch_file)
     svc = request.getfixturevalue("ray_service")
 
     @contextlib.asynccontextmanager
@@ -94,6 +94,39 @@ def _assert_match_eager(results, weights):
     for i, drawn in enumerate(results):
         assert drawn.version == eager.version
         assert torch.equal(drawn.images[0], eager.faces([i % 12], [i % 10], [i])[0])
+
+
+def test_every_backend_draws_sketches_as_eager_does(service, tiny_sketch_file):
+    rng = torch.Generator().manual_seed(0)
+    sketches = torch.where(torch.rand(3, 1, 64, 64, generator=rng) < 0.1, -1.0, 1.0)  # ink specks on paper
+
+    async def go():
+        async with service() as svc:  # three sketches and a face: what the small test queue holds
+            face = asyncio.ensure_future(svc.faces([1], [1], [1]))
+            drawn = await asyncio.gather(*(svc.sketch(sketches[i:i + 1], [i], [2], [40 + i]) for i in range(3)))
+            return drawn, await face, svc.sketch_version
+
+    drawn, face, version = asyncio.run(go())
+    eager = SketchSampler.load(tiny_sketch_file, "cpu")
+    assert version == eager.version == "sketch-v1" and face.version != version
+    for i, d in enumerate(drawn):
+        assert d.version == "sketch-v1" and d.images.shape == (1, 3, 64, 64) and d.images.dtype == torch.uint8
+        expected = eager.faces(sketches[i:i + 1], [i], [2], [40 + i])
+        assert (d.images.int() - expected.int()).abs().max() <= 1  # batched with others or not
+    assert not torch.equal(drawn[0].images, drawn[1].images)
+
+
+def test_without_a_sketch_model_faces_are_served_and_sketches_refused(tiny_generator_file, tmp_path):
+    missing = tmp_path / "no-such-sketch.safetensors"
+
+    async def go():
+        async with GeneratorService(tiny_generator_file, API, missing) as svc:
+            with pytest.raises(SketchesUnavailable, match="no-such-sketch"):
+                await svc.sketch(torch.ones(1, 1, 64, 64), [0], [0], [0])
+            return svc.sketch_version, await svc.faces([0], [0], [0])
+
+    version, face = asyncio.run(go())
+    assert version is None and face.images.shape == (1, 3, 64, 64)
 
 
 def test_full_queue_answers_at_once_with_a_retry_time(service):
