@@ -10,21 +10,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
+from functools import partial
 from typing import AsyncIterator
 
-from telegram import (BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message, Update)
+from telegram import (BotCommand, Document, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message,
+                      PhotoSize, Update)
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
 from telegram.ext import (AIORateLimiter, Application, CallbackQueryHandler, CommandHandler, ContextTypes,
                           MessageHandler, filters)
 
-from bot.commands import COMMANDS, DRAWING, CommandError, parse
+from bot.commands import COMMANDS, DRAWING, CommandError, Sketch, parse
 from bot.config import TelegramConfig
-from bot.core import VOTE_ID, Buttons, Core, Reply, Who
+from bot.core import VOTE_ID, Buttons, Core, Reply, Upload, Who
+from generator.sketch_input import SketchRejected
 
 log = logging.getLogger(__name__)
 
 CAPTION_LIMIT = 1024  # Telegram's limit for photo captions
+SKETCH_CAPTION = re.compile(r"^/sketch(@\w+)?(\s|$)", re.IGNORECASE)  # a picture sent with /sketch as caption
 
 
 def build_application(core: Core, cfg: TelegramConfig, token: str) -> Application:
@@ -34,6 +39,9 @@ def build_application(core: Core, cfg: TelegramConfig, token: str) -> Applicatio
     adapter = TelegramAdapter(core, cfg)
     for name in (*COMMANDS, "start"):
         app.add_handler(CommandHandler(name, adapter.on_command))
+    # /sketch as the caption of a photo or file (CommandHandler reads only a message's text)
+    app.add_handler(MessageHandler(filters.CaptionRegex(SKETCH_CAPTION) & (filters.PHOTO | filters.Document.ALL),
+                                   adapter.on_command))
     # in a private chat an unknown /command gets "I don't know…"; in groups it may be another bot's
     app.add_handler(MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, adapter.on_command))
     app.add_handler(CallbackQueryHandler(adapter.on_vote, pattern=VOTE_ID))
@@ -67,11 +75,15 @@ class TelegramAdapter:
 
     async def on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message, user, chat = update.effective_message, update.effective_user, update.effective_chat
-        if message is None or user is None or chat is None or not message.text:
+        text = message and (message.text or message.caption)
+        if message is None or user is None or chat is None or not text:
             return
+        addressed = (m := SKETCH_CAPTION.match(text)) and m.group(1)
+        if addressed and addressed[1:].lower() != context.bot.username.lower():
+            return  # a caption addressed to another bot
         who = Who("telegram", str(user.id), user.full_name, str(chat.id))
         try:
-            command = parse(message.text, self.core.max_count)
+            command = parse(text, self.core.max_count)
         except CommandError as e:
             await message.reply_text(str(e))
             return
@@ -81,8 +93,9 @@ class TelegramAdapter:
 
         async def on_queued(position: int) -> None:
             await message.reply_text(f"⏳ You're number {position} in the queue — your picture is coming.")
+        upload = _upload(message) if isinstance(command, Sketch) else None
         async with _uploading(message):
-            reply = await self.core.handle(who, command, on_queued)
+            reply = await self.core.handle(who, command, on_queued, upload)
         await self._send(message, reply)
 
     async def on_vote(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -126,6 +139,25 @@ class TelegramAdapter:
         else:
             await message.reply_photo(reply.files[0].data, caption=caption, reply_markup=markup,
                                       filename=reply.files[0].filename)
+
+
+def _upload(message: Message) -> Upload | None:
+    """The picture /sketch means: the message's own photo or file, else that of the message it replies to."""
+    for m in (message, message.reply_to_message):
+        if m is not None and m.photo:
+            return Upload("photo.jpg", m.photo[-1].file_size, partial(_download, m.photo[-1]))  # the largest size
+        if m is not None and m.document:
+            return Upload(m.document.file_name or "file", m.document.file_size, partial(_download, m.document))
+    return None
+
+
+async def _download(media: PhotoSize | Document) -> bytes:
+    """The file's bytes through getFile; a failure is a refusal the user reads, not an error."""
+    try:
+        return bytes(await (await media.get_file()).download_as_bytearray())
+    except TelegramError as e:
+        raise SketchRejected(f"I couldn't download your picture from Telegram ({e.message}) — please send it "
+                             "again.") from None
 
 
 @contextlib.asynccontextmanager

@@ -3,16 +3,17 @@
 Each request (a face, a grid, a morph) is a list of rows (latent, condition);
 a sketch request's rows also carry the drawing. The dispatcher waits up to
 ``max_wait_ms`` after the first waiting request for more, packs up to
-``max_batch`` rows into one batch and runs it on a worker process.
+``max_batch`` rows into one batch and runs it on a worker process. The queue
+is bounded: a request that would overflow it is refused at once with an
+estimate of when to retry. Promoting new weights starts a second worker beside
+the first and switches between batches, so no request fails or waits for the
+swap; each result names the version that drew it.
 
-Sketch rows go to another network than face rows, so a batch holds one kind:
-the oldest waiting request decides which, and the requests of the other kind
-keep their place for the next batch. (Sketches could share a pass with faces
-only by running both networks on every batch; their own batches cost nothing
-extra, since both networks' time grows with the rows they draw.) The queue is bounded: a request that would overflow it is refused at
-once with an estimate of when to retry. Promoting new weights starts a second
-worker beside the first and switches between batches, so no request fails or
-waits for the swap; each result names the version that drew it.
+Sketch rows go through another network than face rows, so a batch holds one
+kind: the oldest waiting request decides which, and requests of the other kind
+keep their place for the next batch. Mixed batches would save nothing (each
+network's time grows with its own rows) and would tie a face's latency to the
+slower sketch network.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 It feeds updates to a real python-telegram-bot ``Application`` through
 ``getUpdates`` and records every call the bot makes, files included, so tests
-can assert on exactly what a chat would have received.
+can assert on exactly what a chat would have received. Pictures users send
+are served back through ``getFile`` and the file download URL, as Telegram does.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class FakeTelegram:
         self._changed = asyncio.Condition()
         self._ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
+        self.files: dict[str, bytes] = {}  # file_id -> the bytes a user sent
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -60,6 +62,7 @@ class FakeTelegram:
     async def start(self) -> None:
         app = web.Application(client_max_size=50 * 2**20)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.*}", self._download)
         self._runner, self.port = await serve_on_loopback(app)
 
     async def stop(self) -> None:
@@ -68,15 +71,39 @@ class FakeTelegram:
     # --- what users do -------------------------------------------------------------------------
 
     async def send_command(self, text: str, user_id: int = 1, chat_id: int | None = None,
-                           chat_type: str = "private", name: str = "Alice") -> dict:
-        """A user types ``text`` (starting with a /command) in a chat."""
+                           chat_type: str = "private", name: str = "Alice", reply_to: dict | None = None) -> dict:
+        """A user types ``text`` (starting with a /command) in a chat, maybe as a reply to ``reply_to``."""
         command = text.split()[0]
-        chat_id = user_id if chat_id is None else chat_id
-        message = {"message_id": next(self._message_ids), "date": int(time.time()),
-                   "chat": _chat(chat_id, chat_type), "from": _user(user_id, name), "text": text,
-                   "entities": [{"type": "bot_command", "offset": 0, "length": len(command)}]}
+        message = {**self._new_message(user_id, chat_id, chat_type, name), "text": text,
+                   "entities": [{"type": "bot_command", "offset": 0, "length": len(command)}],
+                   **({"reply_to_message": reply_to} if reply_to else {})}
         await self._push({"message": message})
         return message
+
+    async def send_picture(self, data: bytes, caption: str = "", as_document: str | None = None, user_id: int = 1,
+                           chat_id: int | None = None, chat_type: str = "private", name: str = "Alice") -> dict:
+        """A user sends ``data`` as a photo, or as a file named ``as_document``, with ``caption``."""
+        file_id = f"f{next(self._ids)}"
+        self.files[file_id] = data
+        media = {"file_id": file_id, "file_unique_id": f"u{file_id}", "file_size": len(data)}
+        message = self._new_message(user_id, chat_id, chat_type, name)
+        if as_document:
+            message["document"] = {**media, "file_name": as_document, "mime_type": "application/octet-stream"}
+        else:  # Telegram offers several sizes; the last is the largest
+            message["photo"] = [{**media, "file_id": f"{file_id}-thumb", "width": 90, "height": 90},
+                                {**media, "width": 800, "height": 600}]
+        if caption:
+            message["caption"] = caption
+            if caption.startswith("/"):
+                message["caption_entities"] = [{"type": "bot_command", "offset": 0,
+                                                "length": len(caption.split()[0])}]
+        await self._push({"message": message})
+        return message
+
+    def _new_message(self, user_id: int, chat_id: int | None, chat_type: str, name: str) -> dict:
+        chat_id = user_id if chat_id is None else chat_id
+        return {"message_id": next(self._message_ids), "date": int(time.time()), "chat": _chat(chat_id, chat_type),
+                "from": _user(user_id, name)}
 
     async def press(self, message: dict, callback_data: str, user_id: int = 1, name: str = "Alice") -> str:
         """A user presses an inline button with ``callback_data`` under the bot's ``message``."""
@@ -118,9 +145,22 @@ class FakeTelegram:
             return _ok(BOT_USER)
         if method in ("deleteWebhook", "setMyCommands", "sendChatAction", "answerCallbackQuery"):
             return _ok(True)
+        if method == "getFile":
+            file_id = str(params.get("file_id"))
+            if file_id not in self.files:
+                return web.json_response({"ok": False, "error_code": 400, "description": "Bad Request: invalid file_id"},
+                                         status=400)
+            return _ok({"file_id": file_id, "file_unique_id": f"u{file_id}", "file_size": len(self.files[file_id]),
+                        "file_path": f"files/{file_id}"})
         if method in SENDS or method.startswith("editMessage"):
             return _ok(self._message(method, params))
         return web.json_response({"ok": False, "error_code": 404, "description": "Not Found: method not found"})
+
+    async def _download(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["path"].removeprefix("files/")
+        if file_id not in self.files:
+            return web.Response(status=404)
+        return web.Response(body=self.files[file_id], content_type="application/octet-stream")
 
     async def _get_updates(self, params: dict) -> list[dict]:
         offset = int(params.get("offset") or 0)
