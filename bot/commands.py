@@ -84,7 +84,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "waifu": ("/waifu [hair] [eye] [count] [seed]", "draw faces, e.g. /waifu pink blue, /waifu blonde 4"),
     "grid": ("/grid hair|eye|all [hair] [eye] [seed]", "one face in every hair colour, eye colour or pair"),
     "morph": ("/morph [hair] [eye] [hair2] [eye2]", "an animated GIF morphing between two faces"),
-    "sketch": ("/sketch [hair] [eye] [seed]", "paint your drawing as a face: send it with this as its caption"),
+    "sketch": ("/sketch [hair] [eye] [seed]", "paint your drawing as a face (send a picture with it)"),
     "top": ("/top [day|week|all]", "the best-voted pictures"),
     "stats": ("/stats", "pictures made, votes, dataset size, model version"),
     "colors": ("/colors", "every colour word I understand"),

@@ -17,7 +17,7 @@ from discord.ext import commands
 
 from bot.commands import DRAWING, Command
 from bot.config import DiscordConfig
-from bot.core import VOTE_ID, Buttons, Core, Reply, Who, vote_id
+from bot.core import VOTE_ID, Buttons, Core, Reply, Upload, Who, vote_id
 from bot.discord_cogs import Drawing, Info
 from bot.discord_i18n import Descriptions
 
@@ -57,8 +57,9 @@ class MoeBot(commands.Bot):
             raise Refused(refusal)
         return True
 
-    async def answer(self, interaction: discord.Interaction, command: Command) -> None:
-        """Run ``command`` through the core and send its reply; drawing is deferred with "thinking…"."""
+    async def answer(self, interaction: discord.Interaction, command: Command, upload: Upload | None = None) -> None:
+        """Run ``command`` (with the picture of a /sketch) through the core and send its reply; drawing is
+        deferred with "thinking…"."""
         if not isinstance(command, DRAWING):
             reply = await self.core.handle(who_of(interaction), command)
             await interaction.response.send_message(reply.text, files=_files(reply), ephemeral=reply.refusal)
@@ -67,7 +68,7 @@ class MoeBot(commands.Bot):
 
         async def on_queued(position: int) -> None:
             await interaction.edit_original_response(content=f"⏳ You're number {position} in the queue…")
-        reply = await self.core.handle(who_of(interaction), command, on_queued)
+        reply = await self.core.handle(who_of(interaction), command, on_queued, upload)
         view = vote_view(reply.buttons) if reply.buttons else discord.utils.MISSING
         if datetime.now(timezone.utc) + TOKEN_MARGIN < interaction.expires_at or interaction.channel is None:
             await interaction.followup.send(reply.text, files=_files(reply), view=view)

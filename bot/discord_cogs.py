@@ -1,17 +1,17 @@
-"""Discord slash commands: options with choices and bounds, each turned into one core Command.
-
-/sketch (a later issue) becomes one more method on ``Drawing``.
-"""
+"""Discord slash commands: options with choices and bounds, each turned into one core Command."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Optional
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.commands import COMMANDS, MAX_SEED, Colors, Grid, Help, Morph, Stats, Top, Waifu
+from bot.commands import COMMANDS, MAX_SEED, Colors, Grid, Help, Morph, Sketch, Stats, Top, Waifu
+from bot.core import Upload
+from generator.sketch_input import SketchRejected
 from generator.tags import EYE_COLORS, HAIR_COLORS
 
 if TYPE_CHECKING:
@@ -66,6 +66,26 @@ class Drawing(commands.Cog):
     async def morph(self, interaction: discord.Interaction, hair: Colour = None, eye: Colour = None,
                     hair2: Colour = None, eye2: Colour = None, seed: Seed = None, seed2: Seed = None) -> None:
         await self.bot.answer(interaction, Morph(_value(hair), _value(eye), _value(hair2), _value(eye2), seed, seed2))
+
+    @app_commands.command(name="sketch", description=_description("sketch"))
+    @app_commands.describe(image="your drawing: dark lines on light paper (or light on dark), one face",
+                           hair="hair colour (from the seed if empty)", eye="eye colour (from the seed if empty)",
+                           seed="the same drawing and seed paint the same face")
+    @app_commands.choices(hair=HAIR, eye=EYE)
+    @app_commands.check(_within_limits)
+    async def sketch(self, interaction: discord.Interaction, image: discord.Attachment, hair: Colour = None,
+                     eye: Colour = None, seed: Seed = None) -> None:
+        await self.bot.answer(interaction, Sketch(_value(hair), _value(eye), seed),
+                              Upload(image.filename, image.size, partial(_download, image)))
+
+
+async def _download(attachment: discord.Attachment) -> bytes:
+    """The attachment's bytes; a failed download is a refusal the user reads, not an error."""
+    try:
+        return await attachment.read()
+    except discord.HTTPException as e:
+        raise SketchRejected(f"I couldn't download your picture from Discord ({e.status}) — please attach it "
+                             "again.") from None
 
 
 class Info(commands.Cog):

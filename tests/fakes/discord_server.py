@@ -3,6 +3,7 @@
 A real ``commands.Bot`` talks to it once ``discord.http.Route.BASE`` points
 here; tests feed interactions through the library's own parser
 (``bot._connection.parse_interaction_create``) and read what the bot sent.
+Files attached to a slash command are served on loopback, as Discord's CDN would.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class FakeDiscord:
         self._ids = itertools.count(900000000000000001)
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.attachments: dict[str, bytes] = {}  # attachment id -> the bytes a user attached
 
     @property
     def base(self) -> str:
@@ -47,6 +49,7 @@ class FakeDiscord:
     async def start(self) -> None:
         app = web.Application(client_max_size=50 * 2**20)
         app.router.add_route("*", "/api/v10/{path:.*}", self._handle)
+        app.router.add_get("/attachments/{id}/{name}", self._attachment)
         self._runner, self.port = await serve_on_loopback(app)
 
     async def stop(self) -> None:
@@ -65,10 +68,19 @@ class FakeDiscord:
     # --- interactions as the gateway would deliver them ---------------------------------------
 
     def slash(self, name: str, options: dict[str, Any], user_id: int = 1, channel_id: int = 50,
-              created: datetime | None = None) -> dict:
+              created: datetime | None = None, files: dict[str, tuple[str, bytes]] | None = None) -> dict:
+        """A slash command; ``files`` maps attachment options to (file name, bytes), resolved as Discord does."""
         opts = [{"name": k, "type": 4 if isinstance(v, int) else 3, "value": v} for k, v in options.items()]
-        return self._interaction(2, {"id": str(next(self._ids)), "name": name, "type": 1, "options": opts},
-                                 user_id, channel_id, created)
+        data = {"id": str(next(self._ids)), "name": name, "type": 1, "options": opts}
+        for option, (filename, content) in (files or {}).items():
+            attachment_id = str(next(self._ids))
+            self.attachments[attachment_id] = content
+            url = f"http://127.0.0.1:{self.port}/attachments/{attachment_id}/{filename}"
+            opts.append({"name": option, "type": 11, "value": attachment_id})
+            data.setdefault("resolved", {"attachments": {}})["attachments"][attachment_id] = {
+                "id": attachment_id, "filename": filename, "size": len(content), "url": url, "proxy_url": url,
+                "content_type": "image/png"}
+        return self._interaction(2, data, user_id, channel_id, created)
 
     def button(self, custom_id: str, message: dict, user_id: int = 1, channel_id: int = 50) -> dict:
         payload = self._interaction(3, {"custom_id": custom_id, "component_type": 2}, user_id, channel_id, None)
@@ -87,6 +99,10 @@ class FakeDiscord:
                 "authorizing_integration_owners": {"1": str(user_id)}}
 
     # --- the REST API ---------------------------------------------------------------------------
+
+    async def _attachment(self, request: web.Request) -> web.Response:
+        content = self.attachments.get(request.match_info["id"])
+        return web.Response(body=content) if content is not None else web.Response(status=404)
 
     async def _handle(self, request: web.Request) -> web.Response:
         path = request.match_info["path"]
