@@ -102,6 +102,35 @@ def cmd_sample(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def cmd_sketch(args: argparse.Namespace, cfg: Config) -> int:
+    """Paint one drawing as a face: the upload rules of /sketch, colours parsed as /waifu parses them."""
+    import torch
+
+    from bot.commands import CommandError, colour
+    from generator.images import to_pil
+    from generator.sampler import SketchSampler, sketch_tags
+    from generator.sketch_input import SketchRejected, normalise_sketch
+    from generator.tags import EYE_COLORS, HAIR_COLORS
+
+    try:
+        hair = colour(args.hair, "hair") if args.hair else None
+        eye = colour(args.eye, "eye") if args.eye else None
+        sketch = normalise_sketch(Path(args.input).read_bytes(), cfg.uploads)
+        sampler = SketchSampler.load(args.weights or cfg.generator.sketch_weights or None, cfg.generator.device)
+    except (CommandError, SketchRejected, OSError, ValueError) as e:
+        print(f"moebot sketch: {args.input}: {e}" if isinstance(e, SketchRejected) else f"moebot sketch: {e}",
+              file=sys.stderr)
+        return 2
+    hair, eye = sketch_tags(args.seed, hair, eye)
+    face = sampler.faces(torch.from_numpy(sketch.pixels)[None, None], [hair], [eye], [args.seed])[0]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    to_pil(face, args.size).save(out)
+    print(" ".join([f"wrote {out}: {HAIR_COLORS[hair]} hair, {EYE_COLORS[eye]} eyes, seed {args.seed} "
+                    f"(model {sampler.version}).", *sketch.notes()]))
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace, cfg: Config) -> int:
     import json
 
@@ -197,6 +226,17 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed2", type=int, help="interpolate: end seed (default seed+1)")
     sample.add_argument("--frames", type=int, default=24, help="interpolate: GIF frames")
     sample.set_defaults(func=cmd_sample)
+
+    sketch = sub.add_parser("sketch", help="paint a drawing (dark lines on light, or light on dark) as a face")
+    sketch.add_argument("input", help="the drawing: PNG, JPEG, GIF (first frame), WebP, BMP or TIFF")
+    sketch.add_argument("--out", required=True, help="the face, as a PNG")
+    sketch.add_argument("--hair", help="hair colour, any word /waifu understands (default: from the seed)")
+    sketch.add_argument("--eye", help="eye colour (default: from the seed)")
+    sketch.add_argument("--seed", type=int, default=0, help="the same drawing and seed paint the same face")
+    sketch.add_argument("--size", type=int, choices=[64, 128, 256, 512], default=64,
+                        help="display size of the face (Lanczos)")
+    sketch.add_argument("--weights", help="sketch-to-face weights (default: [generator] sketch_weights, else bundled)")
+    sketch.set_defaults(func=cmd_sketch)
 
     ev = sub.add_parser("evaluate", help="judge a generator with the evaluation classifier")
     ev.add_argument("--weights", help="generator weights (default: the bundled ones)")
