@@ -16,7 +16,6 @@ from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import Any, Awaitable, Callable, Collection
 
-import numpy as np
 import torch
 
 from bot import colors
@@ -24,7 +23,7 @@ from bot.commands import (COMMANDS, DRAWING, MAX_SEED, Colors, Command, Grid, He
                           Waifu)
 from bot.limits import Limits
 from bot.store import NewPicture, NewUpload, Store
-from generator.images import gif_bytes, grid, png_bytes, to_pil
+from generator.images import gif_bytes, grid, png_bytes, side_by_side, to_pil
 from generator.sampler import sketch_tags
 from generator.service import DrawingService, GenerationFailed, QueueFull
 from generator.sketch_input import SketchRejected, UploadLimits, check_size, normalise_sketch
@@ -321,14 +320,13 @@ class Core:
         pair = f"{HAIR_COLORS[hair]} hair, {EYE_COLORS[eye]} eyes"
         size = self.display_size
         pixels = torch.from_numpy(sketch.pixels)[None, None]
-        shown = torch.from_numpy(np.asarray(sketch.to_image().convert("RGB"))).permute(2, 0, 1)
 
         async def face() -> tuple[Any, str]:
             drawn = await g.sketch(pixels, [hair], [eye], [seed])
             return drawn.images, drawn.version
 
         def encode(images: Any) -> bytes:
-            return png_bytes(grid(torch.stack([shown, images[0]]), 2, cell=size))
+            return png_bytes(side_by_side(sketch.to_image(), images[0], size))
         picture = partial(NewPicture, "sketch", **base, tags=pair, hair=hair, eye=eye, seed=seed)
         again = f"/sketch {HAIR_COLORS[hair]} {EYE_COLORS[eye]} seed:{seed} with the same drawing"
         return Job(face, encode, ".png", picture, f"your sketch → {pair} · seed {seed}", again, 1,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from typing import Sequence
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -38,6 +39,12 @@ def grid(images: torch.Tensor, ncol: int, pad: int = 2, cell: int | None = None)
         r, c = divmod(i, ncol)
         canvas.paste(to_pil(images[i], cell), (pad + c * (w + pad), pad + r * (h + pad)))
     return canvas
+
+
+def side_by_side(drawing: Image.Image, face: torch.Tensor, size: int) -> Image.Image:
+    """A drawing and the (3, H, W) uint8 face painted from it, each shown at ``size`` pixels, in one picture."""
+    shown = torch.from_numpy(np.array(drawing.convert("RGB"))).permute(2, 0, 1)
+    return grid(torch.stack([shown, face]), 2, cell=size)
 
 
 def png_bytes(img: Image.Image) -> bytes:
