@@ -4,20 +4,11 @@ import asyncio
 import io
 import sqlite3
 
-import discord
-import pytest
 from PIL import Image
 
-from fakes.discord_server import APP_ID, FakeDiscord, buttons_of
-from test_discord_bot import DEFERRED, callback_of, running_bot, stopped
+from fakes.discord_server import APP_ID, buttons_of
+from test_discord_bot import DEFERRED, callback_of, running_bot, server, stopped  # noqa: F401 (server: fixture)
 from test_sketch_input import drawing, encoded
-
-
-@pytest.fixture
-def server(monkeypatch):
-    fake = FakeDiscord()
-    monkeypatch.setattr(discord.http.Route, "BASE", "http://127.0.0.1:1/api/v10")  # restored after the test
-    return fake
 
 
 def test_sketch_with_an_attachment_and_refusals(tmp_path, server):
