@@ -53,8 +53,7 @@ class AdaIN(nn.Module):
         self.norm = nn.InstanceNorm2d(channels, affine=style_dim == 0)
         self.affine = nn.Linear(style_dim, 2 * channels) if style_dim else None
         if self.affine is not None:
-            nn.init.zeros_(self.affine.weight)
-            nn.init.zeros_(self.affine.bias)
+            nn.init.zeros_(self.affine.bias)  # scale 1, shift 0 on average; the weights keep their random init
 
     def forward(self, x: torch.Tensor, style: torch.Tensor | None) -> torch.Tensor:
         x = self.norm(x)
