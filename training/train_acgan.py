@@ -142,6 +142,15 @@ def sample_latents(z_dim: int, seed: int = 12345) -> tuple[torch.Tensor, torch.T
 
 
 @torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, beta: float) -> None:
+    """Move ``ema``'s weights a ``1 - beta`` step towards ``model``'s; buffers (BN stats) are copied."""
+    for p_ema, p in zip(ema.parameters(), model.parameters()):
+        p_ema.lerp_(p, 1 - beta)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)
+
+
+@torch.no_grad()
 def standing_stats(G: nn.Module, z_dim: int, device: torch.device, batches: int = 8, batch: int = 256) -> None:
     """Re-estimate the EMA generator's BatchNorm statistics from its own outputs.
 
@@ -257,11 +266,7 @@ def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = Tru
         opt_g.step()
         D.requires_grad_(True)
 
-        with torch.no_grad():
-            for p_ema, p in zip(G_ema.parameters(), G.parameters()):
-                p_ema.lerp_(p, 1 - ema_beta)
-            for b_ema, b in zip(G_ema.buffers(), G.buffers()):
-                b_ema.copy_(b)
+        ema_update(G_ema, G, ema_beta)
 
         stats = {k: float(v.detach()) for k, v in (*d_out.items(), *g_out.items()) if k != "loss"}
         if not all(math.isfinite(v) for v in stats.values()):
