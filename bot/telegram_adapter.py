@@ -1,6 +1,7 @@
 """Telegram (python-telegram-bot 22): commands and vote buttons translated to Core calls and back.
 
-Long polling, concurrent updates and the AIORateLimiter; the only state a
+Long polling, concurrent updates and Telegram's flood limits with short answers first
+(``PriorityRateLimiter``); the only state a
 button needs is its ``callback_data`` (``vote:<picture id>:up``) and the database,
 so buttons keep working after a restart.
 """
@@ -18,13 +19,14 @@ from telegram import (BotCommand, Document, InlineKeyboardButton, InlineKeyboard
                       PhotoSize, Update)
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
-from telegram.ext import (AIORateLimiter, Application, CallbackQueryHandler, CommandHandler, ContextTypes,
+from telegram.ext import (Application, CallbackQueryHandler, CommandHandler, ContextTypes,
                           MessageHandler, filters)
 
 from bot.commands import COMMANDS, DRAWING, CommandError, Sketch, parse
 from bot.config import TelegramConfig
 from bot.core import VOTE_ID, Buttons, Core, Reply, Upload, Who
 from generator.sketch_input import SketchRejected
+from bot.telegram_rate_limiter import PriorityRateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ SKETCH_CAPTION = re.compile(r"^/sketch(@\w+)?(\s|$)", re.IGNORECASE)  # a pictur
 def build_application(core: Core, cfg: TelegramConfig, token: str) -> Application:
     """An Application with one handler per command and one for vote buttons."""
     app = (Application.builder().token(token).base_url(cfg.base_url).base_file_url(cfg.base_file_url)
-           .rate_limiter(AIORateLimiter()).concurrent_updates(True).build())
+           .rate_limiter(PriorityRateLimiter()).concurrent_updates(True).build())
     adapter = TelegramAdapter(core, cfg)
     for name in (*COMMANDS, "start"):
         app.add_handler(CommandHandler(name, adapter.on_command))

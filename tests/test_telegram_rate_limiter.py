@@ -1,0 +1,128 @@
+"""The priority rate limiter: Telegram's limits kept, short answers served before queued pictures."""
+
+import asyncio
+import io
+import time
+
+import pytest
+from PIL import Image
+from telegram.error import RetryAfter
+from telegram.ext import ExtBot
+
+from bot.telegram_rate_limiter import MEDIA, TEXT, PriorityBucket, PriorityRateLimiter
+from fakes.telegram_server import FakeTelegram
+
+
+def test_bucket_serves_waiters_by_priority_then_in_order():
+    async def go():
+        bucket = PriorityBucket(rate=2, period=0.1)  # one token every 50 ms once the two saved are spent
+        served: list[str] = []
+
+        async def take(name: str, priority: int) -> None:
+            await bucket.take(priority)
+            served.append(name)
+        tasks = [asyncio.create_task(take(f"photo{i}", MEDIA)) for i in range(4)]
+        await asyncio.sleep(0)
+        tasks.append(asyncio.create_task(take("help", TEXT)))
+        await asyncio.gather(*tasks)
+        return served
+    assert asyncio.run(go()) == ["photo0", "photo1", "help", "photo2", "photo3"]
+
+
+def test_bucket_keeps_the_rate_and_skips_cancelled_waiters():
+    async def go():
+        bucket = PriorityBucket(rate=10, period=0.1)  # 100 per second, 10 saved up
+        t0 = time.monotonic()
+        await asyncio.gather(*(bucket.take(MEDIA) for _ in range(10)))  # the 10 saved tokens
+        gone = asyncio.create_task(bucket.take(TEXT))
+        waiting = [asyncio.create_task(bucket.take(MEDIA)) for _ in range(30)]
+        await asyncio.sleep(0)
+        gone.cancel()
+        await asyncio.wait_for(asyncio.gather(*waiting), 5)  # a cancelled waiter in the heap blocks no one
+        return time.monotonic() - t0, gone.cancelled()
+    elapsed, cancelled = asyncio.run(go())
+    assert elapsed >= 0.29  # 30 more at 100/s, however fast the machine
+    assert cancelled
+
+
+def test_the_reserve_is_spent_only_on_text():
+    async def go():
+        bucket = PriorityBucket(rate=10, period=1.0, reserve=3)
+        pictures = [bucket.try_take(MEDIA) for _ in range(10)]
+        texts = [bucket.try_take(TEXT) for _ in range(4)]
+        return pictures, texts
+    pictures, texts = asyncio.run(go())
+    assert pictures == [True] * 7 + [False] * 3  # 3 of the 10 saved tokens are kept back
+    assert texts == [True] * 3 + [False]
+
+
+def test_a_reserve_that_would_starve_pictures_is_refused():
+    with pytest.raises(ValueError, match="reserve"):
+        PriorityRateLimiter(overall_per_s=3, reserve=2)
+
+
+def test_chat_actions_are_dropped_not_queued_when_the_budget_is_spent():
+    async def go():
+        limiter = PriorityRateLimiter(overall_per_s=3, reserve=0)
+        sent: list[str] = []
+
+        async def send(endpoint: str) -> bool:
+            sent.append(endpoint)
+            return True
+        for _ in range(3):
+            await limiter.process_request(send, ("sendPhoto",), {}, "sendPhoto", {"chat_id": 1}, None)
+        answer = await limiter.process_request(send, ("sendChatAction",), {}, "sendChatAction",
+                                               {"chat_id": 1}, None)
+        await limiter.process_request(send, ("getUpdates",), {}, "getUpdates", {}, None)  # never limited
+        return answer, sent
+    answer, sent = asyncio.run(go())
+    assert answer is True
+    assert sent == ["sendPhoto"] * 3 + ["getUpdates"]
+
+
+def test_groups_get_their_own_limit_and_retry_after_is_retried():
+    async def go():
+        limiter = PriorityRateLimiter(overall_per_s=1000, group_per_minute=2)
+        attempts = {"n": 0}
+
+        async def flaky() -> bool:
+            attempts["n"] += 1
+            if attempts["n"] == 1:
+                raise RetryAfter(0)
+            return True
+        assert await limiter.process_request(flaky, (), {}, "sendMessage", {"chat_id": 5}, None)
+        for _ in range(2):  # group -7 may send two a minute; a third waits, another group does not
+            await limiter.process_request(flaky, (), {}, "sendMessage", {"chat_id": -7}, None)
+        third = asyncio.create_task(limiter.process_request(flaky, (), {}, "sendMessage", {"chat_id": -7}, None))
+        other = await asyncio.wait_for(
+            limiter.process_request(flaky, (), {}, "sendMessage", {"chat_id": "@channel"}, None), 1)
+        await asyncio.sleep(0.1)
+        stuck = not third.done()
+        third.cancel()
+        return attempts["n"], other, stuck
+    attempts, other, stuck = asyncio.run(go())
+    assert attempts == 5 and other and stuck
+
+
+def test_a_text_answer_overtakes_queued_photos_through_the_bot_api():
+    """The real python-telegram-bot ExtBot against the fake Bot API: 12 photos are queued at 4 a second,
+    then one text message; it reaches the server before all but the few photos already on their way."""
+    async def go():
+        server = FakeTelegram()
+        await server.start()
+        png = io.BytesIO()
+        Image.new("RGB", (8, 8), "pink").save(png, "PNG")
+        bot = ExtBot("1:LIMIT", base_url=server.base_url, rate_limiter=PriorityRateLimiter(overall_per_s=4, reserve=1))
+        try:
+            await bot.initialize()
+            photos = [asyncio.create_task(bot.send_photo(-100 - i, png.getvalue())) for i in range(12)]
+            await asyncio.sleep(0.05)
+            await bot.send_message(-99, "help text")
+            await asyncio.gather(*photos)
+        finally:
+            await bot.shutdown()
+            await server.stop()
+        return [c.method for c in server.of("sendPhoto", "sendMessage")]
+    order = asyncio.run(go())
+    assert len(order) == 13
+    assert order.index("sendMessage") <= 5, order
