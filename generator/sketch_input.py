@@ -221,11 +221,11 @@ def _square(ink: np.ndarray) -> np.ndarray:
 
 def _to_64(ink: np.ndarray) -> np.ndarray:
     """Stroke coverage in [0, 1] at SIZE x SIZE: thicken by half the shrink factor, then average the area."""
-    side = ink.shape[0]
-    grow = int(side / SIZE / 2) * 2 + 1  # odd; 1 (no change) when the picture is small already
+    grow = int(ink.shape[0] / SIZE / 2) * 2 + 1  # odd; 1 (no change) when the picture is small already
+    for axis in (0, 1):  # a square max filter, as two 1-D ones (Pillow's MaxFilter costs grow² per pixel)
+        padded = np.pad(ink, [(grow // 2, grow // 2) if a == axis else (0, 0) for a in (0, 1)])
+        ink = np.lib.stride_tricks.sliding_window_view(padded, grow, axis=axis).any(axis=-1)
     mask = Image.fromarray(ink.astype(np.uint8) * 255, "L")
-    if grow > 1:
-        mask = mask.filter(ImageFilter.MaxFilter(grow))
     cover = np.asarray(mask.resize((SIZE, SIZE), Image.Resampling.BOX), dtype=np.float32) / 255
     return np.clip(cover * 2, 0, 1)  # a cell half covered by a stroke is drawn fully
 
