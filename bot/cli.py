@@ -30,28 +30,39 @@ def cmd_import(args: argparse.Namespace, cfg: Config) -> int:
 RESUME_OVERRIDES = ("threads", "device", "clock", "g_cls_weight")
 
 
-def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
+def train_options(options_cls: type, args: argparse.Namespace, cfg: Config):
+    """The options a run trains with: from the command line, or on ``--resume`` as saved in the run folder.
+
+    A resume keeps the recipe as saved, except what a resume may change: the budget, where it runs, and the
+    classification weight (a fine-tuning knob); changes are logged in resumes.jsonl."""
     import dataclasses
     import json
 
-    from training.train_acgan import TrainOptions, training_loop
-
-    if args.model == "tagger":
-        return cmd_train_tagger(args, cfg)
-
     run_dir = Path(args.run)
+    fields = {f.name for f in dataclasses.fields(options_cls)}
     if args.resume and (run_dir / "options.json").exists():
         saved = json.loads((run_dir / "options.json").read_text())
-        # the recipe stays as saved, except what a resume may change: the budget, where it runs, and the
-        # classification weight (a fine-tuning knob); changes are logged in resumes.jsonl
-        overrides = {k: getattr(args, k) for k in RESUME_OVERRIDES if getattr(args, k) is not None}
-        opts = TrainOptions(**{**saved, **overrides, "steps": args.steps, "minutes": args.minutes})
+        overrides = {k: getattr(args, k) for k in RESUME_OVERRIDES if k in fields and getattr(args, k) is not None}
+        opts = options_cls(**{**saved, **overrides, "steps": args.steps, "minutes": args.minutes})
         with open(run_dir / "resumes.jsonl", "a") as f:
             f.write(json.dumps({"time": time.time(), "steps": args.steps, "minutes": args.minutes, **overrides}) + "\n")
+        return opts
+    given = {k: getattr(args, k) for k in fields if getattr(args, k, None) is not None}
+    return options_cls(**{**given, "data": str(args.data or cfg.storage.data_dir), "run": str(run_dir)})
+
+
+def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
+    if args.model == "tagger":
+        return cmd_train_tagger(args, cfg)
+    if args.model == "cyclegan":
+        from training.train_cyclegan import CycleGANOptions as options_cls, training_loop
+        if not args.doodles and not args.resume:
+            print("moebot train cyclegan: give --doodles FILE.npy (QuickDraw bitmaps)", file=sys.stderr)
+            return 2
     else:
-        given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainOptions)
-                 if getattr(args, f.name, None) is not None}
-        opts = TrainOptions(**{**given, "data": str(args.data or cfg.storage.data_dir), "run": str(run_dir)})
+        from training.train_acgan import TrainOptions as options_cls, training_loop
+
+    opts = train_options(options_cls, args, cfg)
     if opts.steps is None and opts.minutes is None:
         print("moebot train: give --steps N or --minutes M", file=sys.stderr)
         return 2
@@ -134,11 +145,19 @@ def cmd_sketch(args: argparse.Namespace, cfg: Config) -> int:
 def cmd_evaluate(args: argparse.Namespace, cfg: Config) -> int:
     import json
 
+    from generator.weights import read_metadata
     from training.evaluate import evaluate_weights
+    from training.sketch_metrics import evaluate_sketch_weights
 
+    weights, data_dir = args.weights or cfg.generator.weights or None, args.data or cfg.storage.data_dir
     try:
-        result = evaluate_weights(args.weights or cfg.generator.weights or None, args.data or cfg.storage.data_dir,
-                                  tagger_path=args.tagger, seed=args.seed, fid_too=args.fid)
+        if weights and read_metadata(weights).get("config", {}).get("arch") == "sketch2face":
+            if not args.doodles:
+                print("moebot evaluate: a sketch generator needs --doodles FILE.npy", file=sys.stderr)
+                return 2
+            result = evaluate_sketch_weights(weights, data_dir, args.doodles, tagger_path=args.tagger, seed=args.seed)
+        else:
+            result = evaluate_weights(weights, data_dir, tagger_path=args.tagger, seed=args.seed, fid_too=args.fid)
     except (ValueError, ImportError) as e:
         print(f"moebot evaluate: {e}", file=sys.stderr)
         return 1
@@ -190,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.set_defaults(func=cmd_import)
 
     train = sub.add_parser("train", help="train a model in a run folder (resumable)")
-    train.add_argument("model", choices=["acgan", "tagger"])
+    train.add_argument("model", choices=["acgan", "tagger", "cyclegan"])
     train.add_argument("--data", help="data directory with imported faces (default: [storage] data_dir)")
     train.add_argument("--run", required=True, help="run folder: options, stats, grids, snapshots")
     budget = train.add_mutually_exclusive_group()
@@ -208,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--snapshot-every", dest="snapshot_every", type=int)
     train.add_argument("--sample-every", dest="sample_every", type=int)
     train.add_argument("--epochs", type=int, help="tagger: passes over the train split")
+    train.add_argument("--doodles", help="cyclegan: QuickDraw doodles .npy, (N, 28, 28) uint8 white on black")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 
@@ -239,11 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
     sketch.set_defaults(func=cmd_sketch)
 
     ev = sub.add_parser("evaluate", help="judge a generator with the evaluation classifier")
-    ev.add_argument("--weights", help="generator weights (default: the bundled ones)")
+    ev.add_argument("--weights", help="face or sketch generator weights (default: the bundled face generator)")
     ev.add_argument("--data", help="data directory with imported faces (default: [storage] data_dir)")
     ev.add_argument("--tagger", help="evaluation classifier weights (default: the bundled ones)")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--fid", action="store_true", help="also compute FID (needs the 'fid' extra)")
+    ev.add_argument("--doodles", help="sketch generators: QuickDraw doodles .npy (the held-out 200 are converted)")
     ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ev.set_defaults(func=cmd_evaluate)
 

@@ -1,0 +1,107 @@
+"""The sketch-to-face generator against the issue's bar, next to the face generator.
+
+Prints the held-out sketch figures of training/sketch_metrics.py (doodles and
+line art: colour accuracy / ceiling, hair colours with none requested, Fréchet
+distance), the face generator's Fréchet distance on the same number of faces
+with the same requested tags (FD grows as samples shrink, so the two are only
+comparable at equal n), GFLOP per converted sketch and batch-1 milliseconds;
+optionally writes a picture of held-out sketches beside their faces.
+
+    python benchmarks/sketch_quality.py --data data --doodles ../shared/data/doodles/smiley-faces-28.npy \
+        [--weights FILE] [--threads 2] [--picture docs/sketch.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from generator.images import grid, to_uint8  # noqa: E402
+from generator.models import tag_condition  # noqa: E402
+from generator.tags import EYE_COLORS, HAIR_COLORS  # noqa: E402
+from generator.weights import BUNDLED_GENERATOR, BUNDLED_SKETCH, load_module  # noqa: E402
+from training.metrics import BATCH, classify, frechet_distance  # noqa: E402
+from training.sketch_metrics import SETS, SketchEvaluator, format_table, load_sketch_evaluator  # noqa: E402
+from training.train_cyclegan import SAMPLE_TAGS, to_rgb  # noqa: E402
+
+
+@torch.no_grad()
+def face_generator_fd(G_face: torch.nn.Module, ev: SketchEvaluator, seed: int = 0) -> float:
+    """FD of the face generator on faces drawn for exactly the tags the sketch evaluation requests."""
+    hair = torch.cat([ev.tags[s][0] for s in SETS])
+    eye = torch.cat([ev.tags[s][1] for s in SETS])
+    z = torch.randn(len(hair), G_face.cfg.z_dim, generator=torch.Generator().manual_seed(seed))
+    faces = torch.cat([to_uint8(G_face(z[i:i + BATCH], tag_condition(hair[i:i + BATCH], eye[i:i + BATCH])))
+                       for i in range(0, len(hair), BATCH)])
+    feats, _, _ = classify(ev.tagger, faces)
+    return frechet_distance(feats.double().numpy(), ev.real_features.double().numpy())
+
+
+@torch.no_grad()
+def speed(G: torch.nn.Module, repeats: int = 50) -> tuple[float, float]:
+    """(GFLOP per converted sketch, median batch-1 milliseconds) of eager fp32 inference."""
+    s, z = torch.ones(1, 1, 64, 64), torch.randn(1, G.cfg.z_dim)
+    cond = tag_condition(torch.tensor([0]), torch.tensor([0]))
+    with FlopCounterMode(display=False) as counter:
+        G(s, z, cond)
+    for _ in range(5):
+        G(s, z, cond)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        G(s, z, cond)
+        times.append((time.perf_counter() - t0) * 1000)
+    return counter.get_total_flops() / 1e9, statistics.median(times)
+
+
+@torch.no_grad()
+def picture(G: torch.nn.Module, ev: SketchEvaluator, rows: int = 4, seed: int = 0):
+    """Rows of held-out doodles then line drawings: the sketch, then its face in each SAMPLE_TAGS pair."""
+    hair = torch.tensor([HAIR_COLORS.index(h) for h, _ in SAMPLE_TAGS])
+    eye = torch.tensor([EYE_COLORS.index(e) for _, e in SAMPLE_TAGS])
+    z = torch.randn(len(SAMPLE_TAGS), G.cfg.z_dim, generator=torch.Generator().manual_seed(seed))
+    tiles = []
+    for name in SETS:
+        for s in ev.sketches[name][:rows]:
+            tiles += [to_rgb(s[None]), G(s[None].expand(len(hair), -1, -1, -1), z, tag_condition(hair, eye))]
+    return grid(to_uint8(torch.cat(tiles)), len(SAMPLE_TAGS) + 1)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="data")
+    p.add_argument("--doodles", required=True, help="QuickDraw smiley bitmaps .npy (28x28 uint8)")
+    p.add_argument("--weights", default=str(BUNDLED_SKETCH))
+    p.add_argument("--face-weights", default=str(BUNDLED_GENERATOR))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--picture", help="write held-out sketches beside their faces to this PNG")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+
+    G, meta = load_module(args.weights)
+    ev = load_sketch_evaluator(args.data, args.doodles, seed=args.seed)
+    result = {"model": f"{os.path.basename(args.weights)}@{meta.get('step', '?')}", **ev.evaluate(G, args.seed)}
+    G_face, _ = load_module(args.face_weights)
+    result["face_generator_fd_same_tags"] = face_generator_fd(G_face, ev, args.seed)
+    result["gflop"], result["ms_batch1"] = speed(G)
+    print(format_table(result))
+    print(f"face generator, same {result['images']} tag pairs: Fréchet distance "
+          f"{result['face_generator_fd_same_tags']:.2f}")
+    print(f"{result['gflop']:.3f} GFLOP per sketch, {result['ms_batch1']:.1f} ms at batch 1 ({args.threads} threads)")
+    print(json.dumps(result))
+    if args.picture:
+        picture(G, ev, seed=args.seed).save(args.picture, optimize=True)
+        print(f"wrote {args.picture}")
+
+
+if __name__ == "__main__":
+    main()

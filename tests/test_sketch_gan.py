@@ -1,0 +1,146 @@
+"""The sketch CycleGAN: shapes, colour and noise conditioning, losses, a tiny training run, export, metrics."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from generator.models import tag_condition
+from generator.models.sketch_gan import (
+    FaceDiscriminator, FaceToSketch, PatchDiscriminator, SketchGANConfig, SketchToFace,
+)
+from generator.models.tagger import Tagger, TaggerConfig
+from generator.weights import load_module, read_metadata, save_module
+from test_sketch_data import draw_doodles
+from training.dataset import FaceDataset
+from training.sketch_data import DoodleSet, heldout_faces
+from training.sketch_metrics import SketchEvaluator, format_table
+from training.train_cyclegan import CycleGAN, CycleGANOptions, FakePool, training_loop
+
+TINY = dict(g_ch=4, f_ch=4, d_ch=4, z_dim=8)
+
+
+def _cond(hair: list[int], eye: list[int]) -> torch.Tensor:
+    return tag_condition(torch.tensor(hair), torch.tensor(eye))
+
+
+def _sketch(b: int) -> torch.Tensor:
+    return DoodleSet.from_bitmaps(draw_doodles(b)).sketches()
+
+
+@pytest.fixture(scope="module")
+def G() -> SketchToFace:
+    torch.manual_seed(0)
+    return SketchToFace(SketchGANConfig(**TINY)).eval()
+
+
+def test_shapes_of_every_network():
+    cfg = SketchGANConfig(**TINY)
+    sketch = torch.ones(3, 1, 64, 64)
+    face = SketchToFace(cfg)(sketch, torch.randn(3, cfg.z_dim), _cond([0, 1, 2], [0, 1, 2]))
+    assert face.shape == (3, 3, 64, 64) and face.abs().max() <= 1
+    assert FaceToSketch(cfg)(face).shape == (3, 1, 64, 64)
+    patch, hair, eye = FaceDiscriminator(cfg)(face)
+    assert patch.shape == (3, 1, 8, 8) and hair.shape == (3, 12) and eye.shape == (3, 10)
+    assert PatchDiscriminator(1, cfg.d_ch)(sketch).shape == (3, 1, 8, 8)
+
+
+def test_tags_and_noise_change_the_face_and_a_seed_repeats_it(G):
+    s = _sketch(2)
+    z = torch.randn(1, 8, generator=torch.Generator().manual_seed(5)).repeat(2, 1)
+    with torch.no_grad():
+        by_tags = G(s[:1].repeat(2, 1, 1, 1), z, _cond([7, 11], [9, 8]))  # pink/blue vs blonde/red
+        by_z = G(s[:1].repeat(2, 1, 1, 1), torch.randn(2, 8), _cond([7, 7], [9, 9]))
+        again = G(s[:1].repeat(2, 1, 1, 1), z, _cond([7, 11], [9, 8]))
+    assert (by_tags[0] - by_tags[1]).abs().mean() > 1e-3
+    assert (by_z[0] - by_z[1]).abs().mean() > 1e-3
+    assert torch.equal(by_tags, again)
+    with torch.no_grad():  # a batch of one gives the same face as inside a batch (instance norm, no batch stats)
+        assert torch.allclose(G(s[:1], z[:1], _cond([7], [9])), by_tags[:1], atol=1e-5)
+
+
+def test_losses_are_finite_and_reach_both_generators():
+    torch.manual_seed(0)
+    model = CycleGAN(CycleGANOptions(data="", doodles="", run="", **TINY))
+    x = torch.rand(4, 3, 64, 64) * 2 - 1
+    lines = torch.ones(4, 1, 64, 64)
+    d = _sketch(2).repeat(2, 1, 1, 1)
+    hair, eye = torch.tensor([0, 1, 2, 3]), torch.tensor([0, 1, 2, 3])
+    out = model.generator_losses(x, lines, hair, eye, d, hair, eye)
+    out["loss"].backward()
+    assert all(torch.isfinite(v).all() for v in out.values())
+    assert model.G.net.out.weight.grad.abs().sum() > 0 and model.F.net.out.weight.grad.abs().sum() > 0
+    d_out = model.discriminator_losses(x, hair, eye, d, out["_fake_faces"].detach(), out["_fake_sketches"].detach())
+    assert all(torch.isfinite(v) for v in d_out.values())
+
+
+def test_fake_pool_fills_then_mixes_old_and_new():
+    torch.manual_seed(0)
+    pool = FakePool(4)
+    first = torch.arange(4.0).view(4, 1)
+    assert torch.equal(pool.query(first), first) and len(pool.images) == 4
+    out = pool.query(torch.full((16, 1), 9.0))
+    assert len(pool.images) == 4 and (out == 9).any() and (out < 9).any()
+
+
+@pytest.fixture(scope="module")
+def doodle_npy(tmp_path_factory):
+    path = tmp_path_factory.mktemp("doodles") / "doodles.npy"
+    np.save(path, draw_doodles(24))
+    return path
+
+
+def _opts(face_data_dir, doodle_npy, run, **kw) -> CycleGANOptions:
+    base = dict(data=str(face_data_dir), doodles=str(doodle_npy), run=str(run), batch=4, snapshot_every=2,
+                sample_every=3, log_every=1, threads=1, **TINY)
+    return CycleGANOptions(**{**base, **kw})
+
+
+def _steps(run) -> list[int]:
+    return [json.loads(line)["step"] for line in (run / "stats.jsonl").read_text().splitlines()]
+
+
+def test_tiny_run_writes_the_run_folder_exports_and_resumes(face_data_dir, doodle_npy, tmp_path):
+    run = tmp_path / "run"
+    out = training_loop(_opts(face_data_dir, doodle_npy, run, steps=3), progress=False)
+    assert _steps(run) == [1, 2, 3]
+    for name in ("options.json", "snapshot.pt", "loss.png", "fakes000003.png", "face2sketch.safetensors"):
+        assert (run / name).stat().st_size > 0, name
+    with pytest.raises(FileExistsError, match="--resume"):
+        training_loop(_opts(face_data_dir, doodle_npy, run, steps=5), progress=False)
+    training_loop(_opts(face_data_dir, doodle_npy, run, steps=5), resume=True, progress=False)
+    assert _steps(run) == [1, 2, 3, 4, 5]
+    assert torch.load(run / "snapshot.pt", weights_only=True)["step"] == 5
+
+    G, meta = load_module(out)
+    assert isinstance(G, SketchToFace) and meta["config"]["arch"] == "sketch2face" and meta["step"] == 5
+    Fn, _ = load_module(run / "face2sketch.safetensors")
+    with torch.no_grad():
+        face = G(_sketch(1), torch.randn(1, 8), _cond([7], [9]))
+        assert face.shape == (1, 3, 64, 64) and Fn(face).shape == (1, 1, 64, 64)
+
+
+def test_exported_weights_roundtrip_in_fp16(G, tmp_path):
+    path = tmp_path / "sketch.safetensors"
+    save_module(G, path, G.cfg.to_dict(), step=0)
+    loaded, meta = load_module(path)
+    assert read_metadata(path)["config"]["arch"] == "sketch2face"
+    args = (_sketch(1), torch.randn(1, 8), _cond([0], [0]))
+    with torch.no_grad():
+        assert (loaded(*args) - G(*args)).abs().max() < 2e-2
+
+
+def test_sketch_metrics_keys_and_ranges(G, face_data_dir, doodle_npy):
+    torch.manual_seed(0)
+    tagger = Tagger(TaggerConfig(ch=4, feature_dim=16)).eval()
+    heldout = FaceDataset.load(face_data_dir, "heldout", progress=False)
+    ev = SketchEvaluator.build(tagger, heldout, heldout_faces(face_data_dir), DoodleSet.load(doodle_npy, "heldout"))
+    r = ev.evaluate(G)
+    assert r == ev.evaluate(G)  # deterministic
+    for name in ("doodle", "line"):
+        assert 0 <= r[f"{name}_hair_acc"] <= 1 and 0 <= r[f"{name}_eye_acc"] <= 1
+        assert r[f"{name}_hair_ratio"] >= 0 and 1 <= r[f"{name}_free_hair_colours"] <= 12
+        assert r[f"{name}_fd"] >= 0
+    assert r["fd"] >= 0 and r["images"] == 12 + len(heldout_faces(face_data_dir))
+    assert "hair / ceiling" in format_table({**r, "model": "tiny"})
