@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Optional
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -83,8 +84,9 @@ async def _download(attachment: discord.Attachment) -> bytes:
     """The attachment's bytes; a failed download is a refusal the user reads, not an error."""
     try:
         return await attachment.read()
-    except discord.HTTPException as e:
-        raise SketchRejected(f"I couldn't download your picture from Discord ({e.status}) — please attach it "
+    except (discord.HTTPException, aiohttp.ClientError) as e:
+        why = e.status if isinstance(e, discord.HTTPException) else type(e).__name__
+        raise SketchRejected(f"I couldn't download your picture from Discord ({why}) — please attach it "
                              "again.") from None
 
 
