@@ -144,3 +144,21 @@ def test_sketch_metrics_keys_and_ranges(G, face_data_dir, doodle_npy):
         assert r[f"{name}_fd"] >= 0
     assert r["fd"] >= 0 and r["images"] == 12 + len(heldout_faces(face_data_dir))
     assert "hair / ceiling" in format_table({**r, "model": "tiny"})
+
+
+def test_cli_trains_resumes_and_evaluates_a_sketch_generator(face_data_dir, doodle_npy, tmp_path, capsys):
+    from bot.cli import main
+
+    run = tmp_path / "cli-run"
+    common = ["--data", str(face_data_dir), "--run", str(run), "--threads", "1", "--batch", "4", "--quiet"]
+    assert main(["train", "cyclegan", *common, "--steps", "1"]) == 2  # no doodles
+    assert "--doodles" in capsys.readouterr().err
+    assert main(["train", "cyclegan", *common, "--doodles", str(doodle_npy), "--steps", "1"]) == 0
+    assert main(["train", "cyclegan", *common, "--steps", "2", "--resume"]) == 0
+    assert torch.load(run / "snapshot.pt", weights_only=True)["step"] == 2
+    assert json.loads((run / "options.json").read_text())["doodles"] == str(doodle_npy)
+    capsys.readouterr()
+    weights = str(run / "generator.safetensors")
+    assert main(["evaluate", "--weights", weights, "--data", str(face_data_dir)]) == 2
+    assert main(["evaluate", "--weights", weights, "--data", str(face_data_dir), "--doodles", str(doodle_npy)]) == 0
+    assert "hair colours, none asked" in capsys.readouterr().out
