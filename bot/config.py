@@ -68,6 +68,13 @@ class TelegramConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    host: str = "127.0.0.1"  # beyond loopback only with MOEBOT_WEB_TOKEN set
+    port: int = 8080  # 0 = any free port
+    runs_dir: Path = Path("runs")  # training run folders shown by the dashboard
+
+
+@dataclass(frozen=True)
 class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -75,6 +82,7 @@ class Config:
     uploads: UploadLimits = field(default_factory=UploadLimits)  # max_bytes, max_pixels of a /sketch upload
     discord: DiscordConfig = field(default_factory=DiscordConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
+    web: WebConfig = field(default_factory=WebConfig)
 
     @property
     def database(self) -> Path:
@@ -112,6 +120,10 @@ def _validate(cfg: Config) -> None:
     for key in ("base_url", "base_file_url"):
         if not getattr(cfg.telegram, key).startswith(("http://", "https://")):
             raise ConfigError(f"[telegram] {key} must be an http(s) URL")
+    if cfg.web.port > 65535:
+        raise ConfigError("[web] port must be a TCP port (0 = any free one)")
+    if not cfg.web.host.strip():
+        raise ConfigError("[web] host must name an address, e.g. 127.0.0.1")
     if not 1 <= cfg.uploads.max_pixels <= MAX_PIXELS_CEILING:
         raise ConfigError(f"[uploads] max_pixels must be between 1 and {MAX_PIXELS_CEILING}")
     if not cfg.storage.database:
@@ -182,9 +194,10 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] = os.
         sections[sec_name] = sec_cls(**values)
     if raw:
         raise ConfigError(f"unknown section(s): {', '.join(sorted(raw))}")
-    storage = sections["storage"]
-    if not storage.data_dir.is_absolute():
-        sections["storage"] = dataclasses.replace(storage, data_dir=(base / storage.data_dir).resolve())
+    for sec_name, key in (("storage", "data_dir"), ("web", "runs_dir")):  # relative to bot.toml's folder
+        section = sections[sec_name]
+        if not getattr(section, key).is_absolute():
+            sections[sec_name] = dataclasses.replace(section, **{key: (base / getattr(section, key)).resolve()})
     cfg = Config(**sections)
     _validate(cfg)
     return cfg

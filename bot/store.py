@@ -57,6 +57,32 @@ class Picture:
 
 
 @dataclass(frozen=True)
+class GalleryItem:
+    id: int
+    kind: str
+    tags: str
+    platform: str
+    model_version: str
+    created_at: str
+    up: int
+    down: int
+
+
+@dataclass(frozen=True)
+class GalleryFilter:
+    """What the dashboard's gallery shows: every field narrows it; empty means any."""
+    tags: str = ""  # words that must all appear in the tags, e.g. "pink blue"
+    votes: str = ""  # "up" (has a 👍), "down" (has a 👎), "none" (no votes yet)
+    platform: str = ""
+    kind: str = ""
+
+
+VOTE_FILTERS = {"up": "EXISTS (SELECT 1 FROM votes WHERE picture_id = p.id AND value = 1)",
+                "down": "EXISTS (SELECT 1 FROM votes WHERE picture_id = p.id AND value = -1)",
+                "none": "NOT EXISTS (SELECT 1 FROM votes WHERE picture_id = p.id)"}
+
+
+@dataclass(frozen=True)
 class Counts:
     up: int
     down: int
@@ -169,6 +195,48 @@ class Store:
             rows = await cur.fetchall()
         return [Picture(r["id"], self.data_dir / r["path"], r["kind"], r["tags"], r["seed"], r["count"],
                         r["up"], r["down"]) for r in rows]
+
+    async def gallery(self, where: GalleryFilter, page: int, per_page: int) -> tuple[list[GalleryItem], int]:
+        """One page of pictures, newest first, with their vote counts; and how many match in all.
+
+        Counts are looked up per shown row (votes' primary key starts with picture_id), so a page
+        costs the same at the start and the end of a large table.
+        """
+        clauses, params = [], []
+        for word in where.tags.lower().split()[:8]:
+            clauses.append("lower(p.tags) LIKE ? ESCAPE '\\'")
+            params.append("%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        for column in ("platform", "kind"):
+            if getattr(where, column):
+                clauses.append(f"p.{column} = ?")
+                params.append(getattr(where, column))
+        if where.votes:
+            clauses.append(VOTE_FILTERS[where.votes])
+        sql_where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        async with self._db.execute(f"SELECT COUNT(*) FROM pictures p {sql_where}", params) as cur:
+            (total,) = await cur.fetchone()
+        async with self._db.execute(
+                "SELECT p.id, p.kind, p.tags, p.platform, p.model_version, p.created_at, "
+                "(SELECT COUNT(*) FROM votes WHERE picture_id = p.id AND value = 1), "
+                "(SELECT COUNT(*) FROM votes WHERE picture_id = p.id AND value = -1) "
+                f"FROM pictures p {sql_where} ORDER BY p.id DESC LIMIT ? OFFSET ?",
+                (*params, per_page, (page - 1) * per_page)) as cur:
+            rows = await cur.fetchall()
+        return [GalleryItem(*r) for r in rows], total
+
+    async def platforms_and_kinds(self) -> tuple[list[str], list[str]]:
+        """The values the gallery's platform and kind filters can take."""
+        async with self._db.execute("SELECT DISTINCT platform FROM pictures ORDER BY 1") as cur:
+            platforms = [r[0] for r in await cur.fetchall()]
+        async with self._db.execute("SELECT DISTINCT kind FROM pictures ORDER BY 1") as cur:
+            kinds = [r[0] for r in await cur.fetchall()]
+        return platforms, kinds
+
+    async def picture_file(self, picture_id: int) -> Path | None:
+        """The stored file of a picture, looked up by id (callers never pass paths)."""
+        async with self._db.execute("SELECT path FROM pictures WHERE id = ?", (picture_id,)) as cur:
+            row = await cur.fetchone()
+        return self.data_dir / row[0] if row else None
 
     async def totals(self) -> Totals:
         async with self._db.execute(
