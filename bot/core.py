@@ -83,6 +83,8 @@ SKETCH_HOWTO = {
     "telegram": "Send me your drawing as a photo (or an image file) with the caption /sketch — add colours "
                 "if you like: /sketch pink blue. Or reply /sketch to a message that has a picture.",
     "discord": "Attach your drawing to /sketch in the image option, and pick colours if you like.",
+    "web": "Draw on the pad beside the chat and press Convert, or drop a picture of your drawing on it; "
+           "colours go in the box next to Convert.",
 }
 SKETCH_TIPS = "Dark lines on light paper work best (light on dark is fine too); one face filling the picture."
 

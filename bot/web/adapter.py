@@ -1,0 +1,153 @@
+"""The web chat as a third platform: typed commands and vote presses become Core calls, replies become JSON.
+
+Like the Discord and Telegram adapters it is thin: parse, ``Core.handle``, and
+the reply translated back. A drawing command answers with a stream of JSON lines
+(``drawing``, then ``queued`` when others are ahead, then ``reply``), so the page can
+show progress without a websocket. Files of a reply are kept in a small in-memory
+shelf under random keys: the page asks for them by key, never by a path.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections import OrderedDict
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+
+from bot.commands import DRAWING, CommandError, Sketch, parse
+from bot.core import Attachment, Buttons, Core, Reply, Upload, Who
+
+LOCAL = Who("web", "local", "you", "local")  # the one person at the keyboard
+# bytes of a sketch form beyond the file itself (boundaries, part headers, the colour words), at most: the file's
+# announced size is the body's length minus this, so an early refusal never refuses a file within the limit
+FORM_OVERHEAD = 4096
+MAX_TEXT = 500  # characters of a typed command
+CONTENT_TYPES = {".png": "image/png", ".gif": "image/gif"}
+CORE = web.AppKey("core", Core)
+
+
+class FileShelf:
+    """Recent reply files by random key, the oldest dropped beyond ``max_bytes``."""
+
+    def __init__(self, max_bytes: int = 64 * 2**20):
+        self.max_bytes = max_bytes
+        self._files: OrderedDict[str, Attachment] = OrderedDict()
+        self._size = 0
+
+    def put(self, attachment: Attachment) -> str:
+        key = secrets.token_urlsafe(12)
+        self._files[key] = attachment
+        self._size += len(attachment.data)
+        while self._size > self.max_bytes and len(self._files) > 1:
+            self._size -= len(self._files.popitem(last=False)[1].data)
+        return key
+
+    def get(self, key: str) -> Attachment | None:
+        return self._files.get(key)
+
+
+SHELF = web.AppKey("shelf", FileShelf)
+
+
+def buttons_json(buttons: Buttons | None) -> dict[str, Any] | None:
+    if buttons is None:
+        return None
+    return {"picture": buttons.picture_id, "up": buttons.up, "down": buttons.down,
+            "labelled": [{"label": label, "id": button_id} for label, button_id in buttons.labelled()]}
+
+
+def reply_json(reply: Reply, shelf: FileShelf) -> dict[str, Any]:
+    return {"type": "reply", "text": reply.text, "refusal": reply.refusal,
+            "files": [{"url": f"/files/{shelf.put(f)}", "name": f.filename,
+                       "gif": f.filename.endswith(".gif")} for f in reply.files],
+            "buttons": buttons_json(reply.buttons)}
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(text="expected a JSON body") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text="expected a JSON object")
+    return body
+
+
+async def answer(request: web.Request, text: str, upload: Upload | None = None) -> web.StreamResponse:
+    """Run the typed command (with the upload for /sketch) as JSON lines: progress events, then the reply."""
+    core = request.app[CORE]
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson", "Cache-Control": "no-store"})
+    await response.prepare(request)
+
+    async def send(event: dict[str, Any]) -> None:
+        await response.write(json.dumps(event).encode() + b"\n")
+
+    try:
+        parsed = parse(text, core.max_count)
+    except CommandError as e:
+        reply = Reply(str(e), refusal=True)
+    else:
+        if isinstance(parsed, DRAWING):
+            await send({"type": "drawing"})
+
+        async def on_queued(position: int) -> None:
+            await send({"type": "queued", "position": position})
+        reply = await core.handle(LOCAL, parsed, on_queued, upload if isinstance(parsed, Sketch) else None)
+    await send(reply_json(reply, request.app[SHELF]))
+    await response.write_eof()
+    return response
+
+
+async def command(request: web.Request) -> web.StreamResponse:
+    """``{"text": "/waifu pink blue"}``: what a chat message is on the other platforms."""
+    return await answer(request, str((await json_body(request)).get("text", ""))[:MAX_TEXT])
+
+
+async def sketch(request: web.Request) -> web.StreamResponse:
+    """A multipart form: optional ``words`` (colours, seed), then ``image`` (a file, or the pad's PNG).
+
+    Like a chat platform's attachment, the upload has an announced size (from Content-Length), checked by
+    the Core before the file is read, and then the same rules as a chat upload, with the same refusals.
+    """
+    if request.content_length is None:
+        raise web.HTTPLengthRequired(text="send the sketch with a Content-Length")
+    reader = await request.multipart()
+    words, part = "", await reader.next()
+    if isinstance(part, BodyPartReader) and part.name == "words":
+        words = (await part.text())[:MAX_TEXT]
+        part = await reader.next()
+    upload = None
+    if isinstance(part, BodyPartReader) and part.name == "image":
+        image = part
+
+        async def fetch() -> bytes:
+            return bytes(await image.read())
+        upload = Upload((part.filename or "sketch.png")[:100], max(0, request.content_length - FORM_OVERHEAD), fetch)
+    return await answer(request, f"/sketch {words}", upload)
+
+
+async def vote(request: web.Request) -> web.Response:
+    """``{"id": "vote:12:up"}`` → the notice and the new counts, as a chat button press would get."""
+    result = await request.app[CORE].vote(LOCAL, str((await json_body(request)).get("id", ""))[:64])
+    return web.json_response({"notice": result.notice, "buttons": buttons_json(result.buttons)})
+
+
+async def file(request: web.Request) -> web.Response:
+    found = request.app[SHELF].get(request.match_info["key"])
+    if found is None:
+        raise web.HTTPNotFound(text="That picture is no longer kept here; draw it again from its caption.")
+    suffix = found.filename[found.filename.rfind("."):]
+    return web.Response(body=found.data, content_type=CONTENT_TYPES.get(suffix, "application/octet-stream"),
+                        headers={"Cache-Control": "private, max-age=3600"})
+
+
+def add_routes(app: web.Application, core: Core) -> None:
+    app[CORE] = core
+    app[SHELF] = FileShelf()
+    app.router.add_post("/api/command", command)
+    app.router.add_post("/api/sketch", sketch)
+    app.router.add_post("/api/vote", vote)
+    app.router.add_get("/files/{key}", file)
+
