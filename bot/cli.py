@@ -168,7 +168,7 @@ def cmd_evaluate(args: argparse.Namespace, cfg: Config) -> int:
 def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
     from bot.runner import run
 
-    return run(cfg)
+    return run(cfg, web=args.web)
 
 
 def cmd_models(args: argparse.Namespace, cfg: Config) -> int:
@@ -275,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the chat bot on every platform with a token (DISCORD_TOKEN, TELEGRAM_TOKEN)")
     run.add_argument("--config", default=argparse.SUPPRESS, help="path to bot.toml (default: ./bot.toml if present)")
+    run.add_argument("--web", action="store_true",
+                     help="also serve the local playground and dashboard ([web] in bot.toml); "
+                          "without chat tokens it always does")
     run.set_defaults(func=cmd_run)
     return p
 

@@ -1,7 +1,8 @@
 """``moebot run``: start the generator service, open the store, and start every chat platform that has a token.
 
-With no token at all it explains how to add one and draws a demo picture, so a
-fresh install does something visible.
+With no token at all it explains how to add one and serves the local playground
+(``bot.web``), so a fresh install can try every command in a browser; ``--web``
+serves it beside the chat platforms too.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import logging
 import os
 import signal
 import sys
-from pathlib import Path
 from typing import Mapping
 
 import migrations
@@ -20,37 +20,41 @@ from bot.config import Config
 from bot.core import Core
 from bot.limits import Limits
 from bot.store import Store
+from bot.web import server
 from generator.active_model import follow_promotions, read_active
 from generator.metrics import serve_prometheus
-from generator.sampler import FaceSampler
 from generator.service import DrawingService, GeneratorService, ServiceOptions
 from generator.worker_process import WorkerFailed
 
 log = logging.getLogger("moebot")
 
-NO_TOKEN = """No chat token is set, so no bot is started. To run the bot, set one or both:
+NO_TOKEN = """No chat token is set, so no Discord or Telegram bot is started; the playground below answers the
+same commands in your browser. To add a chat platform, set one or both:
   export TELEGRAM_TOKEN=123456:ABC...   (from @BotFather in Telegram: /newbot)
   export DISCORD_TOKEN=MTE...           (Discord developer portal: your application > Bot > Reset Token)
-then run `moebot run` again. The README's "The chat bot" section has the details."""
+then run `moebot run` again (`moebot run --web` keeps the playground too). The README's "The chat bot"
+section has the details."""
 
 
-def run(cfg: Config, environ: Mapping[str, str] = os.environ) -> int:
+def run(cfg: Config, environ: Mapping[str, str] = os.environ, *, web: bool = False) -> int:
+    """Serve until stopped: the chat platforms that have a token, and the playground when asked or when none has."""
     tokens = {name: environ.get(f"{name.upper()}_TOKEN", "").strip() for name in ("telegram", "discord")}
+    web = web or not any(tokens.values())
+    admin_token = environ.get(server.TOKEN_ENV, "").strip()
+    if web and (refusal := server.bind_refusal(cfg.web.host, admin_token)):
+        print(f"moebot run: {refusal}", file=sys.stderr)
+        return 2
     if not any(tokens.values()):
-        try:
-            sampler = load_sampler(cfg)
-        except (FileNotFoundError, ValueError) as e:
-            return cannot_load(e)
-        print(NO_TOKEN)
-        print(f"Meanwhile, here is a demo picture (every hair × eye colour, model {sampler.version}):")
-        print(draw_demo(sampler, cfg.storage.data_dir))
-        return 0
+        print(NO_TOKEN, flush=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines show Telegram URLs, token included
     try:
-        asyncio.run(serve(cfg, tokens))
+        asyncio.run(serve(cfg, tokens, web=web, admin_token=admin_token))
     except migrations.SchemaTooNew as e:
         print(f"moebot run: {cfg.database}: {e}", file=sys.stderr)
+        return 2
+    except server.CannotServe as e:
+        print(f"moebot run: {e}", file=sys.stderr)
         return 2
     except WorkerFailed as e:
         return cannot_load(e)
@@ -68,20 +72,6 @@ def active_weights(cfg: Config) -> str | None:
     """The weights `moebot models promote` made active, else the configured ones, else None (bundled)."""
     active = read_active(cfg.storage.data_dir)
     return str(active.weights) if active else (cfg.generator.weights or None)
-
-
-def load_sampler(cfg: Config) -> FaceSampler:
-    if cfg.generator.threads:
-        import torch
-        torch.set_num_threads(cfg.generator.threads)
-    return FaceSampler.load(active_weights(cfg), cfg.generator.device)
-
-
-def draw_demo(sampler: FaceSampler, data_dir: Path) -> Path:
-    path = data_dir / "demo" / "fix-noise.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sampler.mode_grid("fix-noise", 0, 0, seed=0).save(path)
-    return path
 
 
 def make_service(cfg: Config) -> DrawingService:
@@ -103,7 +93,7 @@ def make_core(cfg: Config, generator: DrawingService, store: Store) -> Core:
                 uploads=cfg.uploads)
 
 
-async def serve(cfg: Config, tokens: Mapping[str, str]) -> None:
+async def serve(cfg: Config, tokens: Mapping[str, str], *, web: bool = False, admin_token: str = "") -> None:
     """Run until SIGINT/SIGTERM (or Discord stops); shut every platform down, then the core, then the generator."""
     store = await Store.open(cfg.database, cfg.storage.data_dir)
     stop = asyncio.Event()
@@ -133,6 +123,10 @@ async def serve(cfg: Config, tokens: Mapping[str, str]) -> None:
             task = asyncio.create_task(bot.start(tokens["discord"]))
             task.add_done_callback(lambda _: stop.set())  # a login failure or fatal error ends the run
             running.push_async_callback(bot.close)
+        if web:
+            site, url = await server.start(server.create_app(core, cfg.web.runs_dir, admin_token), cfg.web)
+            running.push_async_callback(site.cleanup)
+            print(f"Playground: {url}   Dashboard: {url}dashboard", flush=True)
         log.info("moebot is running with model %s; Ctrl+C stops it", core.model_version)
         await stop.wait()
         if tokens["discord"] and task.done() and task.exception():

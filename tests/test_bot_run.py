@@ -1,6 +1,15 @@
-"""``moebot run``: without tokens it explains and draws a demo; bad settings stop it with a clear message."""
+"""``moebot run``: without tokens it explains and serves the playground; bad settings stop it with a clear message."""
 
+import io
+import json
+import os
+import re
+import signal
+import socket
 import sqlite3
+import threading
+import time
+import urllib.request
 
 import pytest
 from PIL import Image
@@ -25,13 +34,58 @@ def env(tmp_path, monkeypatch):
     return monkeypatch
 
 
-def test_without_tokens_it_says_how_to_add_one_and_draws_a_demo(tmp_path, env, capsys):
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_without_tokens_it_says_how_to_add_one_and_serves_the_playground(tmp_path, env, capsys):
+    """The README's first command ends here: the playground answers /waifu with a face within seconds."""
+    port = free_port()
+    env.setenv("MOEBOT_WEB_PORT", str(port))
+    url = f"http://127.0.0.1:{port}/"
+    got: dict = {}
+
+    def user_then_ctrl_c():
+        try:
+            for _ in range(1200):  # until the generator service has started and the page is served
+                try:
+                    html = urllib.request.urlopen(url, timeout=5).read().decode()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            csrf = re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
+            asked = time.monotonic()
+            req = urllib.request.Request(url + "api/command", json.dumps({"text": "/waifu pink blue"}).encode(),
+                                         {"Content-Type": "application/json", "X-CSRF-Token": csrf})
+            got["events"] = [json.loads(line) for line in urllib.request.urlopen(req, timeout=30).read().splitlines()]
+            got["png"] = urllib.request.urlopen(url + got["events"][-1]["files"][0]["url"][1:], timeout=10).read()
+            got["seconds"] = time.monotonic() - asked
+        finally:
+            os.kill(os.getpid(), signal.SIGINT)
+    threading.Thread(target=user_then_ctrl_c, daemon=True).start()
     assert main(["run"]) == 0
     out = capsys.readouterr().out
-    assert "TELEGRAM_TOKEN" in out and "DISCORD_TOKEN" in out
-    path = tmp_path / "data" / "demo" / "fix-noise.png"
-    assert str(path) in out
-    assert Image.open(path).size == (10 * 66 + 2, 12 * 66 + 2)
+    assert "TELEGRAM_TOKEN" in out and "DISCORD_TOKEN" in out and f"Playground: {url}" in out
+    assert [e["type"] for e in got["events"]] == ["drawing", "reply"]
+    assert got["events"][-1]["text"].startswith("pink hair, blue eyes")
+    assert Image.open(io.BytesIO(got["png"])).size == (256, 256) and got["seconds"] < 5
+    assert sqlite3.connect(tmp_path / "data" / "moebot.db").execute(
+        "SELECT u.platform, p.tags FROM pictures p JOIN users u ON u.id = p.user_id").fetchall() == \
+        [("web", "pink hair, blue eyes")]
+
+
+def test_the_playground_refuses_to_serve_beyond_loopback_without_a_token(tmp_path, env, capsys):
+    env.setenv("MOEBOT_WEB_HOST", "0.0.0.0")
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to serve the playground on 0.0.0.0" in err and "MOEBOT_WEB_TOKEN" in err
+    assert not (tmp_path / "data" / "moebot.db").exists()  # nothing started
+    env.setenv("TELEGRAM_TOKEN", "123:SECRET")  # chat platforms alone never open the web server
+    env.setenv("MOEBOT_GENERATOR_WEIGHTS", str(tmp_path / "missing.safetensors"))
+    assert main(["run"]) == 2 and "cannot load the generator" in capsys.readouterr().err
+    assert main(["run", "--web"]) == 2 and "refusing to serve" in capsys.readouterr().err
 
 
 def test_bad_settings_stop_it_with_a_message(tmp_path, env, capsys):
@@ -65,14 +119,9 @@ def test_a_newer_database_schema_stops_it(tmp_path, env, capsys):
 def test_run_serves_telegram_until_stopped_and_never_logs_the_token(tmp_path, env, caplog):
     """The whole `moebot run` path against the fake Bot API, stopped by SIGINT as Ctrl+C would;
     the promoted model serves rather than the configured weights, an admin sees the generator's
-    metrics in /stats, and Prometheus can scrape them."""
+    metrics in /stats, Prometheus can scrape them, and --web serves the dashboard beside Telegram."""
     import asyncio
     import logging
-    import os
-    import signal
-    import socket
-    import threading
-    import urllib.request
 
     from bot.config import load_config
     from bot.runner import run
@@ -82,9 +131,7 @@ def test_run_serves_telegram_until_stopped_and_never_logs_the_token(tmp_path, en
 
     promote_file(tmp_path / "data", tiny_weights(tmp_path / "promoted.safetensors", seed=3, version="promoted-v3"))
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        metrics_port = s.getsockname()[1]
+    metrics_port, web_port = free_port(), free_port()
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, daemon=True).start()
     server = FakeTelegram()
@@ -102,6 +149,8 @@ def test_run_serves_telegram_until_stopped_and_never_logs_the_token(tmp_path, en
             asyncio.run_coroutine_threadsafe(chat(), loop).result(60)
             with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as page:
                 scraped.append(page.read().decode())
+            with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/api/gallery", timeout=10) as page:
+                scraped.append(json.loads(page.read()))  # --web: the dashboard beside Telegram
         finally:
             os.kill(os.getpid(), signal.SIGINT)
     threading.Thread(target=user_then_ctrl_c, daemon=True).start()
@@ -111,9 +160,10 @@ def test_run_serves_telegram_until_stopped_and_never_logs_the_token(tmp_path, en
     env.setenv("MOEBOT_TELEGRAM_POLL_TIMEOUT_S", "1")
     env.setenv("MOEBOT_GENERATOR_METRICS_PORT", str(metrics_port))
     env.setenv("MOEBOT_LIMITS_ADMINS", "telegram:1")
+    env.setenv("MOEBOT_WEB_PORT", str(web_port))
     secret = "123456:VERY-SECRET-TOKEN"
     try:
-        assert run(load_config(None), {"TELEGRAM_TOKEN": secret}) == 0
+        assert run(load_config(None), {"TELEGRAM_TOKEN": secret}, web=True) == 0
     finally:
         asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
@@ -125,3 +175,4 @@ def test_run_serves_telegram_until_stopped_and_never_logs_the_token(tmp_path, en
     stats = server.of("sendMessage")[0].params["text"]
     assert "Model: promoted-v3" in stats and "Generator: queue 0 requests" in stats
     assert "moebot_generator_requests_total 1.0" in scraped[0]
+    assert [(p["platform"], p["tags"]) for p in scraped[1]["items"]] == [("telegram", "pink hair, blue eyes")]
