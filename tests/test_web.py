@@ -121,17 +121,18 @@ def say(page, text: str) -> Any:
     return answer
 
 
-def loaded(img) -> bool:
-    return img.evaluate("i => i.complete && i.naturalWidth > 0")
+def wait_loaded(page, img, width: int | None = None) -> None:
+    """Wait until the picture has arrived and decoded (a missing or broken file never gets a width)."""
+    img.wait_for()
+    page.wait_for_function("([i, w]) => i.complete && i.naturalWidth > 0 && (w === null || i.naturalWidth === w)",
+                           arg=[img.element_handle(), width])
 
 
 def test_a_typed_command_draws_a_face_and_votes_change_its_counts(served, page):
     page.goto(served.url)
     answer = say(page, "/waifu pink blue")
     assert "pink hair, blue eyes" in answer.locator(".text").inner_text()
-    img = answer.locator(".files img")
-    img.wait_for()
-    page.wait_for_function("i => i.complete && i.naturalWidth === 256", arg=img.element_handle())
+    wait_loaded(page, answer.locator(".files img"), 256)
     up = answer.locator("button.vote").first
     assert up.inner_text() == "👍 0"
     up.click()
@@ -148,7 +149,7 @@ def test_a_typed_command_draws_a_face_and_votes_change_its_counts(served, page):
     assert wrong.locator(".text").inner_text() == "unknown hair colour 'pnk' — did you mean pink?"
     assert "refusal" in (wrong.get_attribute("class") or "")
     blonde = say(page, "/waifu blonde red")
-    page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=blonde.locator(".files img").element_handle())
+    wait_loaded(page, blonde.locator(".files img"))
     blonde.locator("button.vote").first.click()
     expect(blonde.locator("button.vote").first).to_have_text("👍 1")
     page.screenshot(path=DOCS / "playground.png", full_page=True)
@@ -158,12 +159,10 @@ def test_grid_morph_top_and_help_answer_in_the_page(served, page):
     page.goto(served.url)
     grid = say(page, "/grid hair")
     assert "every hair colour" in grid.locator(".text").inner_text()
-    img = grid.locator(".files img")
-    img.wait_for()
-    page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=img.element_handle())
+    wait_loaded(page, grid.locator(".files img"))
     morph = say(page, "/morph pink blue blonde red")
     assert "→" in morph.locator(".text").inner_text()
-    page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=morph.locator(".files img").element_handle())
+    wait_loaded(page, morph.locator(".files img"))
     assert morph.locator(".files img").get_attribute("alt").endswith(".gif")
     assert "/waifu" in say(page, "/help").locator(".text").inner_text()
     assert "Draw on the pad" in say(page, "/sketch").locator(".text").inner_text()  # a bare /sketch: how, here
@@ -249,7 +248,7 @@ def test_a_sketch_drawn_on_the_pad_is_painted_as_a_face(served, page):
     answer = page.locator(".msg.bot").nth(before)
     answer.locator(".text:not(:empty)").wait_for()
     assert answer.locator(".text").inner_text().startswith("your sketch → pink hair, blue eyes · seed 7")
-    page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=answer.locator(".files img").element_handle())
+    wait_loaded(page, answer.locator(".files img"))
     assert answer.locator("button.vote").count() == 2
     assert page.locator(".msg.me").last.inner_text().startswith("/sketch pink blue seed:7")
     db = sqlite3.connect(served.db)
@@ -296,7 +295,7 @@ def test_the_gallery_lists_pictures_and_its_filters_narrow_them(served, page):
     total = cards.count()
     assert total >= 2
     first = cards.first.locator("img")
-    page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=first.element_handle())
+    wait_loaded(page, first)
     assert "black hair, yellow eyes" in cards.first.inner_text()  # newest first
     page.screenshot(path=DOCS / "dashboard.png")
 
@@ -351,7 +350,7 @@ def test_runs_show_curves_and_grids_and_models_promote_and_roll_back(served, pag
     run.wait_for()
     imgs = run.locator("img")
     for i in range(2):
-        page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=imgs.nth(i).element_handle())
+        wait_loaded(page, imgs.nth(i))
     assert "step 75" in run.inner_text()
     assert imgs.nth(1).get_attribute("src").endswith("fakes001000.png")  # the latest grid first
     run.locator("input[type=range]").fill("0")
