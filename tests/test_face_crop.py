@@ -1,0 +1,113 @@
+"""Face crops of whole pictures: faces the bundled generator drew, found where they were pasted; the fallback."""
+
+from importlib.util import find_spec
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from generator import face_crop
+from generator.face_crop import FaceDetectorUnavailable, crop_faces, detect_faces, smallest_findable, square_box
+
+needs_animeface = pytest.mark.skipif(find_spec("animeface") is None, reason="animeface is not installed")
+
+
+@pytest.fixture(scope="module")
+def gan_faces() -> list[Image.Image]:
+    """64x64 faces from the bundled generator that the detector finds (it finds none of conftest's cartoons;
+    of 48 generated faces it finds 42 as they are, see generator/face_crop.py)."""
+    from generator.images import to_pil
+    from generator.sampler import FaceSampler
+
+    faces = FaceSampler.load(device="cpu").faces([7, 8], [9, 6], [0, 2])  # pink/blue, blue/green
+    return [to_pil(f) for f in faces]
+
+
+def backdrop(w: int, h: int) -> Image.Image:
+    """A sky-like gradient: no face in it, and cheap for the detector."""
+    g = np.linspace(180, 240, w * h).reshape(h, w)
+    return Image.fromarray(np.stack([g, g, np.full_like(g, 230)], -1).astype(np.uint8))
+
+
+def inside(point: tuple[float, float], box: tuple[int, int, int, int]) -> bool:
+    return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
+
+
+@needs_animeface
+def test_finds_each_pasted_face_and_frames_it(gan_faces):
+    pic = backdrop(320, 200)
+    pasted = [(40, 30, 104, 94), (200, 100, 264, 164)]
+    for face, box in zip(gan_faces, pasted):
+        pic.paste(face, box[:2])
+    result = crop_faces(pic)
+    assert result.found and result.note is None
+    assert len(result.crops) == 2
+    for crop in result.crops:
+        assert crop.image.size == (64, 64) and crop.image.mode == "RGB"
+        left, top, right, bottom = crop.crop_box
+        assert right - left == bottom - top and 0 <= left and 0 <= top and right <= 320 and bottom <= 200
+        fx = (crop.face_box[0] + crop.face_box[2]) / 2
+        fy = (crop.face_box[1] + crop.face_box[3]) / 2
+        on = [box for box in pasted if inside((fx, fy), box)]
+        assert len(on) == 1
+        assert abs((right - left) - 64) <= 12  # framed like the 64-px face it came from
+        assert 0 < crop.confidence <= 1
+    assert {tuple(c.face_box) for c in result.crops} == {tuple(round(v) for v in d.box) for d in detect_faces(pic)}
+    keys = [(-round(c.confidence, 2), -(c.face_box[2] - c.face_box[0])) for c in result.crops]
+    assert keys == sorted(keys)
+
+
+@needs_animeface
+def test_small_face_is_found_by_the_enlarged_pass(gan_faces):
+    pic = backdrop(120, 80)
+    pic.paste(gan_faces[0].resize((40, 40), Image.Resampling.LANCZOS), (40, 13))
+    assert face_crop._run_glue(pic) == []  # under the glue's reliable size, as it is
+    (face,) = detect_faces(pic)
+    assert inside(((face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2), (40, 13, 80, 53))
+
+
+@needs_animeface
+@pytest.mark.filterwarnings("ignore:Image.Image.getdata is deprecated")
+@pytest.mark.skipif(tuple(int(v) for v in Image.__version__.split(".")[:2]) < (12, 0), reason="Pillow < 12")
+def test_stock_animeface_sees_nothing_with_pillow_12(gan_faces):
+    """Why face_crop does not call animeface.detect: its glue misreads Pillow >= 12's image struct."""
+    import animeface
+
+    pic = backdrop(128, 128)
+    pic.paste(gan_faces[0], (32, 21))
+    assert animeface.detect(pic) == []
+    assert len(detect_faces(pic)) == 1
+
+
+def test_no_face_falls_back_to_the_centre_square():
+    pic = backdrop(300, 200)
+    result = crop_faces(pic)
+    assert not result.found and result.note == "no face found — used the whole picture"
+    (crop,) = result.crops
+    assert crop.crop_box == (50, 0, 250, 200) and crop.face_box is None and crop.confidence is None
+    expected = np.asarray(pic.crop(crop.crop_box).resize((64, 64), Image.Resampling.LANCZOS), dtype=float)
+    assert np.abs(np.asarray(crop.image, dtype=float) - expected).mean() < 1
+
+
+def test_big_picture_note_says_how_big_a_face_must_be():
+    pic = backdrop(1600, 1200)
+    result = crop_faces(pic)
+    assert not result.found
+    assert f"a face must be {smallest_findable(pic.size)} px wide" in result.note
+    assert smallest_findable(pic.size) > smallest_findable((200, 200)) == face_crop.MIN_FACE
+
+
+def test_detector_unavailable_still_gives_the_whole_picture(monkeypatch):
+    def missing():
+        raise FaceDetectorUnavailable("animeface is not installed (test)")
+
+    monkeypatch.setattr(face_crop, "_glue", missing)
+    result = crop_faces(backdrop(100, 150))
+    assert not result.found and result.note == "couldn't look for faces — used the whole picture"
+    assert result.crops[0].crop_box == (0, 25, 100, 125)
+
+
+def test_square_box_stays_inside_the_picture():
+    assert square_box((100, 80), 50, 40, 20) == (40, 30, 60, 50)
+    assert square_box((100, 80), 5, 75, 20) == (0, 60, 20, 80)   # pushed in from the corner
+    assert square_box((100, 80), 50, 40, 500) == (10, 0, 90, 80)  # shrunk to the short side
