@@ -387,6 +387,9 @@ def test_changes_need_the_pages_csrf_token_and_origin(served):
     status, _ = served.request("/api/vote", vote, {"X-CSRF-Token": served.csrf, "Origin": served.url.rstrip("/")})
     assert status == 200
     assert served.csrf in served.request("/")[1]  # the page carries it: only a page read from here can write
+    with urllib.request.urlopen(served.url) as r:
+        assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+        assert r.headers["Cross-Origin-Resource-Policy"] == "same-origin"
     # a DNS-rebinding page reaches the server under a foreign name, and is turned away
     assert served.request("/", headers={"Host": "evil.example"})[0] == 421
 
