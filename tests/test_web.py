@@ -280,6 +280,16 @@ def test_an_uploaded_sketch_obeys_the_chat_upload_rules(served, page, tmp_path, 
     ImageDraw.Draw(drawing).ellipse([60, 40, 240, 270], outline=0, width=6)
     drawing.save(tmp_path / "drawing.png")
     assert upload(tmp_path / "drawing.png").startswith("your sketch → ")
+    before = page.locator(".msg.bot").count()
+    page.evaluate("""bytes => {  // a file dropped on the drop zone, as a file manager would
+        const dt = new DataTransfer();
+        dt.items.add(new File([new Uint8Array(bytes)], "dropped.png", {type: "image/png"}));
+        document.getElementById("drop").dispatchEvent(new DragEvent("drop", {dataTransfer: dt, bubbles: true}));
+    }""", list((tmp_path / "drawing.png").read_bytes()))
+    page.locator(".msg.bot").nth(before).locator(".text:not(:empty)").wait_for()
+    assert page.locator(".msg.bot").nth(before).inner_text().startswith("your sketch → ")
+    assert sqlite3.connect(served.db).execute("SELECT filename FROM uploads ORDER BY id DESC LIMIT 1").fetchone() \
+        == ("dropped.png",)
     monkeypatch.setattr(served.core, "uploads", UploadLimits(max_bytes=2000))
     noisy = Image.frombytes("L", (200, 200), os.urandom(40_000))
     noisy.save(tmp_path / "big.png")
