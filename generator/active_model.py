@@ -2,7 +2,8 @@
 and every running generator service watches, so a promotion reaches a running bot without a restart.
 
 Promoted files are copied into ``<data_dir>/models/`` under their content hash, so the active file
-can never change under the service's feet, and older versions stay for a rollback.
+can never change under the service's feet, and older versions stay for a rollback; the copy carries
+the source's version name in its header, so captions, the pointer and the registry agree on it.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from safetensors.torch import load_file, save
 
 from generator.weights import read_metadata, weights_version
 
@@ -53,15 +55,17 @@ def promote_file(data_dir: Path, source: Path) -> ActiveModel:
     meta = read_metadata(source)  # raises for anything that is not safetensors
     if "config" not in meta:
         raise ValueError(f"{source}: not a moebot weights file (no config in its header)")
-    digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()[:12]
+    version = weights_version(source, meta)
+    tensors, header = load_file(str(source)), {k: json.dumps(v) for k, v in meta.items()}
+    header["version"] = json.dumps(version)  # the copy is named by hash: it carries the source's name inside
+    data = save(tensors, header)
     folder = models_dir(data_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{digest}.safetensors"
+    target = folder / f"{hashlib.sha256(data).hexdigest()[:12]}.safetensors"
     if not target.exists():
         tmp = target.with_suffix(".tmp")
-        shutil.copyfile(source, tmp)
+        tmp.write_bytes(data)
         os.replace(tmp, target)
-    version = weights_version(target, meta)
     active = ActiveModel(target, version, time.time())
     tmp = folder / (POINTER + ".tmp")
     tmp.write_text(json.dumps({"weights": str(target), "version": version, "promoted_at": active.promoted_at}))

@@ -32,6 +32,8 @@ class FaceDataset:
     images: torch.Tensor  # (N, 3, 64, 64) uint8
     hair: torch.Tensor    # (N,) int64
     eye: torch.Tensor     # (N,) int64
+    ids: torch.Tensor | None = None      # (N,) int64: the images rows, so a run can record its exact data
+    curated: torch.Tensor | None = None  # (N,) bool: faces curated from chat rather than imported
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -50,7 +52,8 @@ class FaceDataset:
         try:
             marks = ",".join("?" * len(statuses))
             rows = conn.execute(
-                f"SELECT sha256, path, hair, eye FROM images WHERE hair IS NOT NULL AND status IN ({marks}) "
+                "SELECT sha256, path, hair, eye, id, status FROM images "
+                f"WHERE hair IS NOT NULL AND status IN ({marks}) "
                 "ORDER BY id", statuses,
             ).fetchall()
         finally:
@@ -78,4 +81,6 @@ class FaceDataset:
             images=torch.from_numpy(pixels),
             hair=torch.tensor([r[2] for r in rows], dtype=torch.long),
             eye=torch.tensor([r[3] for r in rows], dtype=torch.long),
+            ids=torch.tensor([r[4] for r in rows], dtype=torch.long),
+            curated=torch.tensor([r[5] == "curated" for r in rows]),
         )

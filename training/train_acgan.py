@@ -24,7 +24,7 @@ from tqdm import tqdm
 from generator.images import grid, to_uint8
 from generator.models import acgan, seed_acgan, tag_condition
 from generator.tags import EYE_COLORS, N_EYE, N_HAIR
-from generator.weights import save_module
+from generator.weights import load_module, read_metadata, save_module
 from training.dataset import FaceDataset
 from training.plots import loss_curve
 from training.runs import RunFolder
@@ -50,6 +50,10 @@ class TrainOptions:
     g_ch: int = 48
     d_ch: int = 32
     g_cls_weight: float = 1.0         # default preset: weight of the generator's classification loss
+    init: str | None = None           # fine-tune: start the generator from these weights (its size wins)
+    d_warmup: int = 0                 # fine-tune: steps that train only the fresh discriminator
+    curated_share: float = 0.0        # most of each batch drawn from curated faces (see batch_weights)
+    curated_half: int = 20            # curated faces at which they get half of curated_share
 
 
 class Objective(Protocol):
@@ -126,6 +130,19 @@ PRESETS: dict[str, Callable[[TrainOptions], Objective]] = {"default": DefaultObj
 EMA_HALF_LIFE_IMAGES = 10_000
 
 
+def batch_weights(data: FaceDataset, share: float, half: int) -> torch.Tensor | None:
+    """Sampling weights that give the curated faces ``share * n / (n + half)`` of every batch.
+
+    A handful of curated faces then matters (20 of them get half the share, however big the base)
+    and thousands never drown the base (their share is capped). None: sample uniformly.
+    """
+    n = int(data.curated.sum()) if data.curated is not None else 0
+    if share <= 0 or n == 0 or n == len(data):
+        return None
+    mass = share * n / (n + half)
+    return torch.where(data.curated, mass / n, (1 - mass) / (len(data) - n))
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -175,6 +192,8 @@ def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = Tru
     """Train until ``opts.steps`` or ``opts.minutes`` (totals across resumes); return the exported generator."""
     if opts.steps is None and opts.minutes is None:
         raise ValueError("give --steps or --minutes")
+    if opts.init:  # the network must match the weights it starts from
+        opts.g_ch = read_metadata(opts.init)["config"].get("g_ch", opts.g_ch)
     run = RunFolder(opts.run)
     resume_state = run.start(opts, resume)
     device = pick_device(opts.device)
@@ -182,6 +201,9 @@ def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = Tru
         torch.set_num_threads(opts.threads)
     torch.manual_seed(opts.seed)
     objective = PRESETS[opts.preset](opts)
+    if opts.init and resume_state is None:
+        start_from, _ = load_module(opts.init)
+        objective.G.load_state_dict(start_from.state_dict())
     G, D = objective.G.to(device), objective.D.to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), objective.lr, betas=objective.betas)
@@ -201,6 +223,7 @@ def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = Tru
         step, elapsed = resume_state["step"], resume_state["elapsed"]
 
     data = FaceDataset.load(opts.data, "train", progress=progress)
+    weights = batch_weights(data, opts.curated_share, opts.curated_half)
     fixed = [t.to(device) for t in sample_latents(z_dim)]
     clock = time.process_time if opts.clock == "cpu" else time.perf_counter
 
@@ -247,7 +270,7 @@ def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = Tru
     G.train(), D.train()
     while not done():
         t0 = clock()
-        idx = torch.randint(len(data), (batch,))
+        idx = torch.randint(len(data), (batch,)) if weights is None else torch.multinomial(weights, batch, True)
         real = FaceDataset.to_float(data.images[idx]).to(device)
         flip = torch.rand(batch, device=device) < 0.5
         real = torch.where(flip[:, None, None, None], real.flip(3), real)
@@ -261,9 +284,10 @@ def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = Tru
 
         D.requires_grad_(False)
         g_out = objective.g_loss(fake, hair, eye)
-        opt_g.zero_grad(set_to_none=True)
-        g_out["loss"].backward()
-        opt_g.step()
+        if step >= opts.d_warmup:  # a fine-tune's fresh D first learns to judge the faces G already draws
+            opt_g.zero_grad(set_to_none=True)
+            g_out["loss"].backward()
+            opt_g.step()
         D.requires_grad_(True)
 
         ema_update(G_ema, G, ema_beta)
