@@ -76,7 +76,33 @@ class Colors:
     pass
 
 
-Command = Union[Waifu, Grid, Morph, Sketch, Top, Stats, Help, Colors]
+@dataclass(frozen=True)
+class Review:
+    """Admins: the oldest pending training items, with approve / reject / re-tag buttons."""
+
+
+@dataclass(frozen=True)
+class Forget:
+    """Delete everything the caller sent, and their votes."""
+
+
+@dataclass(frozen=True)
+class Retrain:
+    """Admins: start a retraining run now."""
+
+
+@dataclass(frozen=True)
+class Models:
+    """Model versions, their figures and grids."""
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """Admins: serve an earlier model version again."""
+    version: str | None = None  # None = the one that served before the current one
+
+
+Command = Union[Waifu, Grid, Morph, Sketch, Top, Stats, Help, Colors, Review, Forget, Retrain, Models, Rollback]
 DRAWING = (Waifu, Grid, Morph, Sketch)  # commands that use the generator, and so the limits and the queue
 
 # name -> (usage, one-line description); the order is the order of /help and of the command menus.
@@ -88,8 +114,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "top": ("/top [day|week|all]", "the best-voted pictures"),
     "stats": ("/stats", "pictures made, votes, dataset size, model version"),
     "colors": ("/colors", "every colour word I understand"),
+    "forget": ("/forget", "delete everything you sent me, and your votes"),
+    "models": ("/models", "model versions, their figures and sample grids"),
+    "review": ("/review", "admins: approve, reject or re-tag waiting training items"),
+    "retrain": ("/retrain", "admins: retrain the model on the curated faces now"),
+    "rollback": ("/rollback [version]", "admins: serve an earlier model version again"),
     "help": ("/help", "this list"),
 }
+VERSION = re.compile(r"^[\w.@+-]{1,64}$")  # e.g. ft-20261126-175000, acgan@6250
 
 _KEY_VALUE = re.compile(r"^(hair|eyes?|seed|count|seed2)[:=](.+)$")
 
@@ -108,8 +140,11 @@ def parse(text: str, max_count: int = 4) -> Command:
         return parse_sketch(rest)
     if name == "top":
         return parse_top(rest)
-    if name in ("stats", "help", "colors", "start"):
-        return {"stats": Stats(), "colors": Colors()}.get(name, Help())
+    if name in ("stats", "help", "colors", "start", "review", "forget", "retrain", "models"):
+        return {"stats": Stats(), "colors": Colors(), "review": Review(), "forget": Forget(), "retrain": Retrain(),
+                "models": Models()}.get(name, Help())
+    if name == "rollback":
+        return parse_rollback(rest)
     raise CommandError(f"I don't know the command /{name[:32]}. Try /help.")
 
 
@@ -143,6 +178,13 @@ def parse_sketch(args: str) -> Sketch:
     items, numbers = _items(args, numeric=("seed",))
     hair, eye = _assign(items, ["hair", "eye"])
     return Sketch(hair, eye, _seed(numbers.get("seed")))
+
+
+def parse_rollback(args: str) -> Rollback:
+    version = args.strip()
+    if version and not VERSION.match(version):
+        raise CommandError(f"{version[:32]!r} is not a model version; /models lists them")
+    return Rollback(version or None)
 
 
 def colour(word: str, part: str) -> int:

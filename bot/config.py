@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, get_type_hints
 
+from bot.curation import CurationRules
 from generator.sketch_input import UploadLimits
 
 
@@ -83,6 +84,7 @@ class Config:
     discord: DiscordConfig = field(default_factory=DiscordConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    curation: CurationRules = field(default_factory=CurationRules)  # when votes make a picture training data
 
     @property
     def database(self) -> Path:
@@ -94,7 +96,7 @@ _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no"
 # keys that must be at least 1 (0 would make the bot refuse or draw nothing)
 _POSITIVE = {("generator", "max_batch"), ("generator", "queue_limit"), ("generator", "display_size"),
              ("generator", "morph_frames"), ("limits", "chat_per_minute"), ("limits", "max_count"),
-             ("limits", "top_size"), ("uploads", "max_bytes")}
+             ("limits", "top_size"), ("uploads", "max_bytes"), ("curation", "min_voters")}
 MAX_PIXELS_CEILING = 80_000_000  # Pillow refuses more than 89M pixels whatever we allow
 _ADMIN = re.compile(r"^(telegram|discord):[^\s:]+$")
 
@@ -128,6 +130,11 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"[uploads] max_pixels must be between 1 and {MAX_PIXELS_CEILING}")
     if not cfg.storage.database:
         raise ConfigError("[storage] database must name a file")
+    for key in ("curate_above", "reject_below"):
+        if not 0 <= getattr(cfg.curation, key) <= 1:
+            raise ConfigError(f"[curation] {key} must be between 0 and 1 (a share of 👍 votes)")
+    if cfg.curation.reject_below > cfg.curation.curate_above:
+        raise ConfigError("[curation] reject_below must not be above curate_above")
 
 
 def _coerce(section: str, key: str, kind: Any, value: Any) -> Any:

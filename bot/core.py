@@ -14,25 +14,36 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import partial
-from typing import Any, Awaitable, Callable, Collection
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Collection
 
 import torch
+from PIL import Image
 
 from bot import colors
-from bot.commands import (COMMANDS, DRAWING, MAX_SEED, Colors, Command, Grid, Help, Morph, Sketch, Stats, Top,
-                          Waifu)
+from bot.commands import (COMMANDS, DRAWING, MAX_SEED, Colors, Command, Forget, Grid, Help, Models, Morph, Retrain,
+                          Review, Rollback, Sketch, Stats, Top, Waifu)
+from bot.curation import CurationRules
 from bot.limits import Limits
-from bot.store import NewPicture, NewUpload, Store
-from generator.images import gif_bytes, grid, png_bytes, side_by_side, to_pil
+from bot.store import Item, NewPicture, NewUpload, Store
+from generator.images import from_pil, gif_bytes, grid, png_bytes, side_by_side, to_pil, upscale
 from generator.sampler import sketch_tags
 from generator.service import DrawingService, GenerationFailed, QueueFull
 from generator.sketch_input import SketchRejected, UploadLimits, check_size, normalise_sketch
 from generator.sketch_input import Sketch as SketchInput
 from generator.tags import EYE_COLORS, HAIR_COLORS, N_EYE, N_HAIR
 
+if TYPE_CHECKING:
+    from bot.retraining import Retrainer, RunOutcome
+
 log = logging.getLogger(__name__)
 
 VOTE_ID = re.compile(r"^vote:(\d{1,18}):(up|down)$")  # also the Telegram callback_data: ≤ 64 bytes
+# The buttons of /review (rev:<item>:ok|no|tag) and of a tag card (tag:<item>:h|e:<colour index>)
+ACTION_ID = re.compile(r"^(?:rev:(\d{1,18}):(ok|no|tag)|tag:(\d{1,18}):([he]):(\d{1,2}))$")
+REVIEW_BATCH = 3  # items /review shows at once
+MODELS_SHOWN = 3  # newest versions whose grids /models puts side by side
+NO_RETRAINER = "Retraining is not set up here (no [training] in this bot's configuration)."
+ADMINS_ONLY = "Sorry, only the bot's admins can use {}."
 
 
 def vote_id(picture_id: int, up: bool) -> str:
@@ -101,12 +112,28 @@ class Buttons:
         return [(f"👍 {self.up}", vote_id(self.picture_id, True)), (f"👎 {self.down}", vote_id(self.picture_id, False))]
 
 
+Button = tuple[str, str]  # (label, button id)
+Rows = tuple[tuple[Button, ...], ...]
+
+
 @dataclass(frozen=True)
 class Reply:
     text: str
     files: list[Attachment] = field(default_factory=list)
     buttons: Buttons | None = None
     refusal: bool = False  # an explanation for the asker only (Discord: ephemeral)
+    actions: Rows = ()  # rows of other buttons (review, tags), below the vote buttons
+    more: tuple["Reply", ...] = ()  # further messages sent after this one, e.g. one per item to review
+
+
+@dataclass(frozen=True)
+class Pressed:
+    """What a review or tag button did: a short notice for the presser, and the pressed message's new text
+    and buttons, or a new message."""
+    notice: str
+    text: str | None = None  # the message's new text; None keeps it
+    rows: Rows | None = None  # its new buttons; None keeps them, () removes them
+    reply: Reply | None = None  # a new message (Discord: seen by the presser only)
 
 
 @dataclass(frozen=True)
@@ -142,6 +169,7 @@ class Core:
     def __init__(self, store: Store, generator: DrawingService, limits: Limits, *, max_count: int = 4,
                  display_size: int = 256, morph_frames: int = 16, top_size: int = 4,
                  admins: Collection[str] = (), uploads: UploadLimits = UploadLimits(),
+                 curation: CurationRules = CurationRules(), retrainer: Retrainer | None = None,
                  rng: random.Random | None = None):
         self.store = store
         self.generator = generator
@@ -152,6 +180,8 @@ class Core:
         self.top_size = top_size
         self.admins = frozenset(admins)  # "platform:user_id", as Who.user_key
         self.uploads = uploads
+        self.curation = curation
+        self.retrainer = retrainer  # None: /retrain, /models and /rollback say it is not set up
         self._rng = rng or random.SystemRandom()
 
     async def close(self) -> None:
@@ -190,6 +220,12 @@ class Core:
                 return Reply(colors.colour_table())
             if isinstance(command, Help):
                 return Reply(help_text())
+            if isinstance(command, Review):
+                return await self._review(who)
+            if isinstance(command, Forget):
+                return await self._forget(who)
+            if isinstance(command, (Retrain, Models, Rollback)):
+                return await self._models_command(who, command)
             raise TypeError(f"no handler for {command!r}")
         except Exception:
             log.exception("command %r from %s failed", command, who.user_key)
@@ -202,12 +238,158 @@ class Core:
             return VoteResult("That button is not a vote.", None)
         picture_id, value = parsed
         user = await self.store.user(who.platform, who.user_id, who.user_name)
-        counts = await self.store.vote(picture_id, user, value)
+        counts = await self.store.vote(picture_id, user, value, self.curation)
         if counts is None:
             return VoteResult("I can't find that picture any more.", None)
         mark = "👍" if value > 0 else "👎"
         notice = f"You voted {mark}" if counts.mine == value else "Vote withdrawn"
+        if counts.decided:
+            notice += " — the votes made it training data" if counts.decided == "curated" else \
+                " — the votes keep it out of the training data"
         return VoteResult(notice, Buttons(picture_id, counts.up, counts.down))
+
+    def is_admin(self, who: Who) -> bool:
+        return who.user_key in self.admins
+
+    def admin_ids(self, platform: str) -> list[str]:
+        """The user ids of the admins on one platform, for messages to them (a finished retraining run)."""
+        return sorted(key.split(":", 1)[1] for key in self.admins if key.startswith(f"{platform}:"))
+
+    async def press(self, who: Who, custom_id: str) -> Pressed:
+        """A review button (admins: approve, reject, re-tag) or a tag card's colour (admins, or the submitter
+        while the item is pending); every refusal is a notice the presser reads."""
+        m = ACTION_ID.match(custom_id)
+        if m is None:
+            return Pressed("That button is not one of mine.")
+        try:
+            if m.group(1):
+                return await self._review_press(who, int(m.group(1)), m.group(2))
+            return await self._tag_press(who, int(m.group(3)), m.group(4), int(m.group(5)))
+        except Exception:
+            log.exception("button %r from %s failed", custom_id, who.user_key)
+            return Pressed("Sorry, something went wrong on my side. Please try again in a moment.")
+
+    async def _review(self, who: Who) -> Reply:
+        """The oldest pending items, one message each with approve / reject / re-tag buttons."""
+        if not self.is_admin(who):
+            return Reply(ADMINS_ONLY.format("/review"), refusal=True)
+        items = await self.store.pending(REVIEW_BATCH)
+        if not items:
+            return Reply("Nothing is waiting for review.")
+        cards = []
+        for item in items:
+            rows = ((("✅ approve", f"rev:{item.id}:ok"), ("❌ reject", f"rev:{item.id}:no"),
+                     ("🏷 re-tag", f"rev:{item.id}:tag")),)
+            cards.append(Reply(describe(item), await self._face_files(item), actions=rows))
+        return Reply(f"The {len(items)} oldest items waiting for review:", more=tuple(cards))
+
+    async def _face_files(self, item: Item) -> list[Attachment]:
+        """The item's 64x64 face at display size, or nothing when its file is missing."""
+        def shown() -> bytes:
+            with Image.open(item.path) as img:
+                return png_bytes(upscale(img.convert("RGB"), self.display_size))
+        try:
+            return [Attachment(f"item-{item.id}.png", await asyncio.to_thread(shown))]
+        except OSError:
+            log.warning("face file %s of item %d is missing", item.path, item.id)
+            return []
+
+    async def _review_press(self, who: Who, image_id: int, what: str) -> Pressed:
+        if not self.is_admin(who):
+            return Pressed("Sorry, only the bot's admins can approve, reject or re-tag items.")
+        item = await self.store.item(image_id)
+        if item is None:
+            return Pressed(f"Item #{image_id} no longer exists.", rows=())
+        if what == "tag":
+            return Pressed("Pick the right colours.", reply=tag_card(item))
+        status, verb = ("curated", "approved") if what == "ok" else ("rejected", "rejected")
+        before = await self.store.decide_item(image_id, status, who.user_key, f"{verb} in /review")
+        if before is None:
+            return Pressed(f"Item #{image_id} no longer exists.", rows=())
+        if before != "pending":
+            return Pressed(f"Item #{image_id} is already {before}.", rows=())
+        mark = "✅" if what == "ok" else "❌"
+        return Pressed(f"Item #{image_id} {verb}.", f"{describe(item)}\n{mark} {verb} by {who.user_name}", ())
+
+    async def _tag_press(self, who: Who, image_id: int, part: str, index: int) -> Pressed:
+        item = await self.store.item(image_id)
+        if item is None:
+            return Pressed(f"Item #{image_id} no longer exists.", rows=())
+        if not self.is_admin(who):
+            user = await self.store.user(who.platform, who.user_id, who.user_name)
+            if item.user_id != user:
+                return Pressed("Only the person who sent it, or an admin, can change its tags.")
+            if item.status != "pending":
+                return Pressed(f"Item #{image_id} is {item.status} already; an admin can still re-tag it.")
+        names = HAIR_COLORS if part == "h" else EYE_COLORS
+        if index >= len(names):
+            return Pressed("That colour doesn't exist any more.")
+        tag = {"hair" if part == "h" else "eye": index}
+        await self.store.retag(image_id, who.user_key, **tag)
+        card = tag_card(await self.store.item(image_id) or item)
+        return Pressed(f"{'Hair' if part == 'h' else 'Eyes'}: {names[index]}", card.text, card.actions)
+
+    async def _forget(self, who: Who) -> Reply:
+        user = await self.store.user(who.platform, who.user_id, who.user_name)
+        gone = await self.store.forget(user, who.user_key)
+        counted = [(gone.submissions, "submission", "submissions"),
+                   (gone.uploads, "uploaded drawing", "uploaded drawings"),
+                   (gone.pictures, "picture showing what you sent", "pictures showing what you sent"),
+                   (gone.votes_on_them, "vote by others on those", "votes by others on those"),
+                   (gone.votes, "vote of yours", "votes of yours")]
+        if not any(n for n, _, _ in counted):
+            return Reply("I had nothing of yours to delete: no submissions, uploads or votes.")
+        lines = ["Done — I deleted:"] + [f"• {n} {one if n == 1 else many}" for n, one, many in counted if n]
+        lines.append(f"{gone.training_items} training item{'s' * (gone.training_items != 1)} left the training "
+                     "data for good (models already trained keep what they learnt). Pictures I drew for you "
+                     "stay: they hold nothing you sent.")
+        return Reply("\n".join(lines))
+
+    async def _models_command(self, who: Who, command: Retrain | Models | Rollback) -> Reply:
+        if self.retrainer is None:
+            return Reply(NO_RETRAINER, refusal=True)
+        if isinstance(command, Models):
+            return await self._models()
+        if not self.is_admin(who):
+            return Reply(ADMINS_ONLY.format("/retrain" if isinstance(command, Retrain) else "/rollback"),
+                         refusal=True)
+        if isinstance(command, Retrain):
+            return Reply(await self.retrainer.start(who.user_key))
+        try:
+            return Reply(await self.retrainer.rollback(command.version, who.user_key))
+        except ValueError as e:
+            return Reply(f"I can't roll back: {e}.", refusal=True)
+
+    async def _models(self) -> Reply:
+        """Every model version with its state and figures; the newest ones' before/after grids side by side."""
+        records = await self.retrainer.models()
+        if not records:
+            return Reply("No model versions are recorded yet.")
+        lines = ["Model versions, newest first:"]
+        lines += [f"{r.version} · {r.state}" + (f" (from {r.parent})" if r.parent else "")
+                  + (f" · {figures(r.metrics)}" if r.metrics else "") + f" · {r.created_at[:16]}"
+                  + (f" — {r.reason}" if r.reason else "") for r in records]
+        shown = [r for r in records if r.grid is not None and r.grid.exists()][:MODELS_SHOWN]
+        if not shown:
+            return Reply("\n".join(lines))
+        lines.append("Grids, left to right: " + ", ".join(r.version for r in shown)
+                     + " (each: its parent's faces | its own)")
+
+        def picture() -> bytes:
+            grids = [Image.open(r.grid).convert("RGB") for r in shown]
+            first = grids[0].size
+            return png_bytes(grid(torch.stack([from_pil(g.resize(first)) for g in grids]), len(grids)))
+        return Reply("\n".join(lines), [Attachment("models.png", await asyncio.to_thread(picture))])
+
+    async def run_report(self, outcome: RunOutcome) -> Reply:
+        """What admins are sent when a retraining run ends: its summary and the before/after grid."""
+        files = []
+        if outcome.grid is not None:
+            try:
+                files.append(Attachment(f"{outcome.version}.png", await asyncio.to_thread(outcome.grid.read_bytes)))
+            except OSError:
+                log.warning("grid %s of run %s is missing", outcome.grid, outcome.version)
+        return Reply(outcome.text, files)
 
     async def _draw(self, who: Who, command: Waifu | Grid | Morph, on_queued: OnQueued | None) -> Reply:
         refusal = self.limits.take(who.user_key, who.chat_key)
@@ -368,6 +550,36 @@ def help_text() -> str:
     lines.append("Colours can come in any order, with or without 'hair'/'eyes', in English, français, 한국어, "
                  "日本語 or 中文. Vote with 👍/👎 under each picture.")
     return "\n".join(lines)
+
+
+def tags_text(hair: int | None, eye: int | None) -> str:
+    return f"{HAIR_COLORS[hair]} hair, {EYE_COLORS[eye]} eyes" if hair is not None and eye is not None else "untagged"
+
+
+def describe(item: Item) -> str:
+    """One line an admin reviews an item by."""
+    return (f"Item #{item.id} · {tags_text(item.hair, item.eye)} · {item.status} · 👍 {item.up} 👎 {item.down} · "
+            f"from {item.source}")
+
+
+def tag_card(item: Item) -> Reply:
+    """The item's tags with a button per colour (the current ones ticked): one press changes hair or eyes.
+    Rows of 4 hair and 5 eye colours: five rows, Discord's most."""
+    def row(part: str, names: tuple[str, ...] | list[str], current: int | None, start: int, n: int) -> tuple:
+        noun = "hair" if part == "h" else "eyes"
+        return tuple((f"{'✓ ' if i == current else ''}{names[i]} {noun}", f"tag:{item.id}:{part}:{i}")
+                     for i in range(start, min(start + n, len(names))))
+    rows = tuple(row("h", HAIR_COLORS, item.hair, i, 4) for i in range(0, N_HAIR, 4))
+    rows += tuple(row("e", EYE_COLORS, item.eye, i, 5) for i in range(0, N_EYE, 5))
+    return Reply(f"Tags of item #{item.id}: {tags_text(item.hair, item.eye)}. Wrong? Press the right hair "
+                 "colour, then the right eye colour.", actions=rows)
+
+
+def figures(metrics: dict[str, Any]) -> str:
+    """The gate's figures of a model, short."""
+    names = {"hair_ratio": "hair", "eye_ratio": "eyes", "diversity_ratio": "diversity", "fd": "FD"}
+    return ", ".join(f"{short} {metrics[key]:.3g}" for key, short in names.items()
+                     if isinstance(metrics.get(key), (int, float)))
 
 
 def _quietly(on_queued: OnQueued | None) -> OnQueued | None:

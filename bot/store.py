@@ -8,16 +8,23 @@ nothing a user has seen.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import hashlib
 import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import AsyncIterator
 
 import aiosqlite
+from PIL import Image
 
 import migrations
+from bot.curation import CurationRules, decide
+from generator.images import grid_cell
+from training.importer import pixel_hash, store_image
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,41 @@ class Counts:
     up: int
     down: int
     mine: int  # this user's vote now: 1, -1 or 0 (none)
+    decided: str | None = None  # 'curated' or 'rejected' when this vote decided the picture's training item
+
+
+@dataclass(frozen=True)
+class Item:
+    """A training face that came from chat: a submission, or a picture whose votes curated or rejected it."""
+    id: int  # images.id
+    path: Path  # the 64x64 face, absolute
+    hair: int | None
+    eye: int | None
+    status: str  # 'pending', 'curated' or 'rejected'
+    source: str  # 'submit:telegram', 'chat:face', 'chat:sketch', ...
+    picture_id: int | None  # the chat picture that carries its votes
+    user_id: int | None  # who submitted it (None for generated faces)
+    up: int = 0
+    down: int = 0
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What /forget deleted, counted for the answer."""
+    submissions: int  # training items the user sent
+    training_items: int  # every training item removed (theirs, and faces painted from their drawings)
+    uploads: int
+    pictures: int  # chat pictures that showed what they sent
+    votes_on_them: int  # others' votes on those pictures
+    votes: int  # the user's own votes
+
+
+# Generated pictures of one face that votes can make training data: kind -> where the face is in the
+# picture, as (cell, columns) of the grid it was tiled in (a sketch shows the drawing, then the face); None: all
+FACE_CELL: dict[str, tuple[int, int] | None] = {"face": None, "sketch": (1, 2)}
+ITEM_COLUMNS = ("i.id, i.path, i.hair, i.eye, i.status, i.source, i.picture_id, i.user_id, "
+                "(SELECT COUNT(*) FROM votes WHERE picture_id = i.picture_id AND value = 1), "
+                "(SELECT COUNT(*) FROM votes WHERE picture_id = i.picture_id AND value = -1)")
 
 
 @dataclass(frozen=True)
@@ -157,24 +199,215 @@ class Store:
         await asyncio.to_thread(_write_durably, self.data_dir / rel, data)
         return sha, rel.as_posix()
 
-    async def vote(self, picture_id: int, user_id: int, value: int) -> Counts | None:
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One atomic write: all of it is committed, or (on any error) none of it."""
+        async with self._write:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    async def vote(self, picture_id: int, user_id: int, value: int,
+                   rules: CurationRules | None = None) -> Counts | None:
         """One vote per user per picture: the same vote again withdraws it, the other one replaces it.
 
-        None when the picture does not exist.
+        With ``rules``, the votes are judged in the same transaction: an undecided training item of the
+        picture becomes curated or rejected (a generated face enters the training set then), so a vote is
+        never counted without its consequence. None when the picture does not exist.
         """
-        async with self._write:
+        async with self._transaction() as db:
             if not await self._exists(picture_id):
                 return None
-            cur = await self._db.execute(
+            cur = await db.execute(
                 "DELETE FROM votes WHERE picture_id = ? AND user_id = ? AND value = ?", (picture_id, user_id, value))
             withdrawn = cur.rowcount > 0
             await cur.close()
             if not withdrawn:
-                await self._db.execute(
+                await db.execute(
                     "INSERT INTO votes (picture_id, user_id, value) VALUES (?, ?, ?) ON CONFLICT (picture_id, "
                     "user_id) DO UPDATE SET value = excluded.value, voted_at = excluded.voted_at",
                     (picture_id, user_id, value))
-        return await self.counts(picture_id, user_id)
+            counts = await self.counts(picture_id, user_id)
+            if rules is not None:
+                counts = dataclasses.replace(counts, decided=await self._judge(picture_id, counts, rules))
+        return counts
+
+    async def _judge(self, picture_id: int, counts: Counts, rules: CurationRules) -> str | None:
+        """Apply the votes to the picture's training item, inside the vote's transaction; the new status or None.
+
+        Only undecided items change: a pending submission, or a generated face not yet in the training set
+        (which enters it curated or rejected, with the tags it was drawn for). A decision by votes or by an
+        admin is not undone by later votes.
+        """
+        async with self._db.execute("SELECT id, status, hair, eye FROM images WHERE picture_id = ?",
+                                    (picture_id,)) as cur:
+            item = await cur.fetchone()
+        if item is not None and item["status"] != "pending":
+            return None
+        async with self._db.execute("SELECT kind, count, path, hair, eye FROM pictures WHERE id = ?",
+                                    (picture_id,)) as cur:
+            picture = await cur.fetchone()
+        if item is None and not (picture["kind"] in FACE_CELL and picture["count"] == 1
+                                 and picture["hair"] is not None and picture["eye"] is not None):
+            return None
+        decision = decide(counts.up, counts.down, rules)
+        if decision is None:
+            return None
+        if item is not None:
+            await self._db.execute("UPDATE images SET status = ? WHERE id = ?", (decision.status, item["id"]))
+            await self._log(item["id"], picture_id, "pending", decision.status, item["hair"], item["eye"], "votes",
+                            decision.reason)
+            return decision.status
+        sha, rel = await asyncio.to_thread(self._store_face, picture["path"], FACE_CELL[picture["kind"]])
+        cur = await self._db.execute(
+            "INSERT INTO images (sha256, path, hair, eye, source, source_name, status, picture_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
+            (sha, rel, picture["hair"], picture["eye"], f"chat:{picture['kind']}", f"picture {picture_id}",
+             decision.status, picture_id))
+        if cur.rowcount == 0:  # the very same face is in the training set already
+            return None
+        await self._log(cur.lastrowid, picture_id, None, decision.status, picture["hair"], picture["eye"], "votes",
+                        decision.reason)
+        return decision.status
+
+    def _store_face(self, picture_path: str, cell: tuple[int, int] | None) -> tuple[str, str]:
+        """The 64x64 face of a stored chat picture, kept under faces/ like imported ones; (sha256, path)."""
+        with Image.open(self.data_dir / picture_path) as img:
+            face = (grid_cell(img, *cell) if cell else img).convert("RGB")
+        face = face.resize((64, 64), Image.Resampling.LANCZOS)  # drawn at 64, shown larger: back to 64
+        sha = pixel_hash(face)
+        return sha, store_image(self.data_dir, face, sha)
+
+    async def _log(self, image_id: int, picture_id: int | None, old: str | None, new: str, hair: int | None,
+                   eye: int | None, actor: str, reason: str) -> None:
+        await self._db.execute(
+            "INSERT INTO curation_log (image_id, picture_id, old_status, new_status, hair, eye, actor, reason) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (image_id, picture_id, old, new, hair, eye, actor, reason[:500]))
+
+    async def add_submission(self, face: Image.Image, shown: bytes, meta: NewPicture, actor: str,
+                             source_name: str) -> int | None:
+        """A face someone sent: kept under faces/ by pixel hash like imported ones, shown in chat as a
+        'submission' picture (``shown``, which carries its votes), and pending as a training item with the
+        picture's tags; the item id, or None when the very same face is in the training set already."""
+        sha = pixel_hash(face)
+        async with self._transaction() as db:
+            async with db.execute("SELECT 1 FROM images WHERE sha256 = ?", (sha,)) as cur:
+                if await cur.fetchone() is not None:
+                    return None
+            rel = await asyncio.to_thread(store_image, self.data_dir, face, sha)
+            picture_sha, picture_rel = await self._put("pictures", shown, ".png")
+            cur = await db.execute(
+                "INSERT INTO pictures (sha256, path, kind, user_id, platform, chat_id, hair, eye, count, tags, "
+                "model_version) VALUES (?, ?, 'submission', ?, ?, ?, ?, ?, 1, ?, ?)",
+                (picture_sha, picture_rel, meta.user_id, meta.platform, meta.chat_id, meta.hair, meta.eye, meta.tags,
+                 meta.model_version))
+            picture_id = cur.lastrowid
+            cur = await db.execute(
+                "INSERT INTO images (sha256, path, hair, eye, source, source_name, status, picture_id, user_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+                (sha, rel, meta.hair, meta.eye, f"submit:{meta.platform}", source_name[:200], picture_id,
+                 meta.user_id))
+            await self._log(cur.lastrowid, picture_id, None, "pending", meta.hair, meta.eye, actor, "submitted")
+        return cur.lastrowid
+
+    async def item(self, image_id: int) -> Item | None:
+        """A training item from chat by id (imported faces are not items: admins curate only what chat sent)."""
+        items = await self._items("i.id = ? AND i.picture_id IS NOT NULL", (image_id,), 1)
+        return items[0] if items else None
+
+    async def pending(self, limit: int) -> list[Item]:
+        """Items waiting for a decision, oldest first."""
+        return await self._items("i.status = 'pending'", (), limit)
+
+    async def _items(self, where: str, params: tuple, limit: int) -> list[Item]:
+        async with self._db.execute(f"SELECT {ITEM_COLUMNS} FROM images i WHERE {where} ORDER BY i.id LIMIT ?",
+                                    (*params, limit)) as cur:
+            rows = await cur.fetchall()
+        return [Item(r[0], self.data_dir / r[1], *r[2:]) for r in rows]
+
+    async def decide_item(self, image_id: int, status: str, actor: str, reason: str) -> str | None:
+        """Decide a pending item ('curated' or 'rejected'), logged with who and why; returns its status before
+        (None when there is no such item). An item decided already is left as it is."""
+        async with self._transaction() as db:
+            async with db.execute("SELECT status, picture_id, hair, eye FROM images WHERE id = ? AND picture_id "
+                                  "IS NOT NULL", (image_id,)) as cur:
+                row = await cur.fetchone()
+            if row is None or row["status"] != "pending":
+                return row and row["status"]
+            await db.execute("UPDATE images SET status = ? WHERE id = ?", (status, image_id))
+            await self._log(image_id, row["picture_id"], row["status"], status, row["hair"], row["eye"], actor, reason)
+        return row["status"]
+
+    async def retag(self, image_id: int, actor: str, *, hair: int | None = None, eye: int | None = None) -> bool:
+        """Change an item's hair and/or eye tag, logged with who did it; False when there is no such item."""
+        async with self._transaction() as db:
+            async with db.execute("SELECT status, picture_id, hair, eye FROM images WHERE id = ? AND picture_id "
+                                  "IS NOT NULL", (image_id,)) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return False
+            new_hair = row["hair"] if hair is None else hair
+            new_eye = row["eye"] if eye is None else eye
+            await db.execute("UPDATE images SET hair = ?, eye = ? WHERE id = ?", (new_hair, new_eye, image_id))
+            await self._log(image_id, row["picture_id"], row["status"], row["status"], new_hair, new_eye, actor,
+                            "re-tagged")
+        return True
+
+    async def forget(self, user_id: int, user_key: str) -> Forgotten:
+        """Delete what a user sent and their votes; every training item removed is logged as 'forgotten'.
+
+        Their submissions (faces, the pictures showing them, every vote on those), their uploads (files, and
+        the sketch pictures that show the drawing, with their votes and any face curated from them) and
+        their own votes go; the log keeps the removed items' history with the user's name replaced. Files are
+        deleted after the commit, and only when no remaining row shares them.
+        """
+        async with self._transaction() as db:
+            async def ids(sql: str, *params) -> list[int]:
+                async with db.execute(sql, params) as cur:
+                    return [r[0] for r in await cur.fetchall()]
+            uploads = await ids("SELECT id FROM uploads WHERE user_id = ?", user_id)
+            pictures = await ids(
+                "SELECT id FROM pictures WHERE (kind = 'submission' AND user_id = ?) OR upload_id IN "
+                "(SELECT id FROM uploads WHERE user_id = ?)", user_id, user_id)
+            marks = ",".join("?" * len(pictures))
+            async with db.execute(f"SELECT id, picture_id, status, hair, eye, path, user_id FROM images WHERE "
+                                  f"user_id = ? OR picture_id IN ({marks})", (user_id, *pictures)) as cur:
+                items = await cur.fetchall()
+            for r in items:
+                await self._log(r["id"], r["picture_id"], r["status"], "forgotten", r["hair"], r["eye"], "forget",
+                                "the submitter asked to be forgotten (/forget)")
+            await db.execute("UPDATE curation_log SET actor = 'a forgotten user' WHERE actor = ?", (user_key,))
+            files = [("images", r["path"]) for r in items]
+            files += [("pictures", p) for p in await self._paths("pictures", pictures)]
+            files += [("uploads", p) for p in await self._paths("uploads", uploads)]
+            await db.execute(f"DELETE FROM images WHERE id IN ({','.join('?' * len(items))})", [r["id"] for r in items])
+            on_them = await self._delete(f"DELETE FROM votes WHERE picture_id IN ({marks}) AND user_id != ?",
+                                         (*pictures, user_id))
+            votes = await self._delete("DELETE FROM votes WHERE user_id = ?", (user_id,))
+            await db.execute(f"DELETE FROM pictures WHERE id IN ({marks})", pictures)
+            await db.execute("DELETE FROM uploads WHERE user_id = ?", (user_id,))
+            unused = [(table, path) for table, path in files if not await self._uses(table, path)]
+        await asyncio.to_thread(_remove_files, [self.data_dir / path for _, path in unused])
+        return Forgotten(sum(r["user_id"] == user_id for r in items), len(items), len(uploads), len(pictures),
+                         on_them, votes)
+
+    async def _paths(self, table: str, ids: list[int]) -> list[str]:
+        async with self._db.execute(f"SELECT path FROM {table} WHERE id IN ({','.join('?' * len(ids))})", ids) as cur:
+            return [r[0] for r in await cur.fetchall()]
+
+    async def _delete(self, sql: str, params: tuple) -> int:
+        cur = await self._db.execute(sql, params)
+        await cur.close()
+        return cur.rowcount
+
+    async def _uses(self, table: str, path: str) -> bool:
+        """Whether a row of ``table`` still points at the file (pictures and uploads share files by content)."""
+        async with self._db.execute(f"SELECT 1 FROM {table} WHERE path = ? LIMIT 1", (path,)) as cur:
+            return await cur.fetchone() is not None
 
     async def counts(self, picture_id: int, user_id: int | None = None) -> Counts:
         async with self._db.execute(
@@ -249,6 +482,11 @@ class Store:
     async def _exists(self, picture_id: int) -> bool:
         async with self._db.execute("SELECT 1 FROM pictures WHERE id = ?", (picture_id,)) as cur:
             return await cur.fetchone() is not None
+
+
+def _remove_files(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def _write_durably(path: Path, data: bytes) -> None:

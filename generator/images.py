@@ -41,10 +41,22 @@ def grid(images: torch.Tensor, ncol: int, pad: int = 2, cell: int | None = None)
     return canvas
 
 
+def grid_cell(img: Image.Image, index: int, ncol: int, pad: int = 2) -> Image.Image:
+    """Cell ``index`` of a picture that ``grid`` tiled from square cells, ``ncol`` per row: one face back out."""
+    side = (img.width - pad) // ncol - pad
+    r, c = divmod(index, ncol)
+    left, top = pad + c * (side + pad), pad + r * (side + pad)
+    return img.crop((left, top, left + side, top + side))
+
+
+def from_pil(img: Image.Image) -> torch.Tensor:
+    """A PIL image as a (3, H, W) uint8 tensor, the layout ``grid`` tiles."""
+    return torch.from_numpy(np.array(img.convert("RGB"))).permute(2, 0, 1)
+
+
 def side_by_side(drawing: Image.Image, face: torch.Tensor, size: int) -> Image.Image:
     """A drawing and the (3, H, W) uint8 face painted from it, each shown at ``size`` pixels, in one picture."""
-    shown = torch.from_numpy(np.array(drawing.convert("RGB"))).permute(2, 0, 1)
-    return grid(torch.stack([shown, face]), 2, cell=size)
+    return grid(torch.stack([from_pil(drawing), face]), 2, cell=size)
 
 
 def png_bytes(img: Image.Image) -> bytes:
