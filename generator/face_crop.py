@@ -46,6 +46,7 @@ smallest face that can be found grows, and the note says so.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import math
 from dataclasses import dataclass
@@ -112,6 +113,7 @@ class _LegacyImaging(ctypes.Structure):
     ]
 
 
+@functools.cache
 def _glue():
     """animeface's C glue, imported on first use so the bot runs without it."""
     try:
@@ -153,6 +155,7 @@ def smallest_findable(size: tuple[int, int], min_face: int = MIN_FACE) -> int:
 
 
 def _overlap(a: Detection, b: Detection) -> float:
+    """Intersection over union of two boxes (the detector's boxes are square)."""
     w = min(a.box[2], b.box[2]) - max(a.box[0], b.box[0])
     h = min(a.box[3], b.box[3]) - max(a.box[1], b.box[1])
     inter = max(w, 0) * max(h, 0)
@@ -195,7 +198,7 @@ def square_box(size: tuple[int, int], cx: float, cy: float, side: float) -> Box:
 
 
 def _cut(img: Image.Image, box: Box) -> Image.Image:
-    return img.convert("RGB").resize((SIZE, SIZE), Image.Resampling.LANCZOS, box=box)
+    return img.resize((SIZE, SIZE), Image.Resampling.LANCZOS, box=box)
 
 
 def crop_faces(img: Image.Image, max_faces: int = 4, min_face: int = MIN_FACE) -> FaceCrops:
@@ -203,6 +206,7 @@ def crop_faces(img: Image.Image, max_faces: int = 4, min_face: int = MIN_FACE) -
 
     The crop is the detector's box widened by CROP_MARGIN, so a face is framed like the training faces.
     """
+    img = img if img.mode == "RGB" else img.convert("RGB")
     try:
         faces = detect_faces(img, min_face)[:max_faces]
     except FaceDetectorUnavailable as e:

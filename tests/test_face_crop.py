@@ -102,9 +102,9 @@ def test_detector_unavailable_still_gives_the_whole_picture(monkeypatch):
         raise FaceDetectorUnavailable("animeface is not installed (test)")
 
     monkeypatch.setattr(face_crop, "_glue", missing)
-    result = crop_faces(backdrop(100, 150))
+    result = crop_faces(backdrop(100, 150).convert("RGBA"))
     assert not result.found and result.note == "couldn't look for faces — used the whole picture"
-    assert result.crops[0].crop_box == (0, 25, 100, 125)
+    assert result.crops[0].crop_box == (0, 25, 100, 125) and result.crops[0].image.mode == "RGB"
 
 
 def test_square_box_stays_inside_the_picture():

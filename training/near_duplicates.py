@@ -32,7 +32,7 @@ tens of thousands of faces in one batch (a few matrix products), and imagehash
 hashes one PIL image at a time, in grey, and would add scipy and PyWavelets.
 
 ``FaceHashIndex`` holds one hash per stored face and compares a new face with
-all of them at once (XOR, then a popcount table): about 3 ms for 35k faces.
+all of them at once (XOR, then a popcount table): about 4 ms for 35k faces.
 Hashes are cached by pixel SHA-256 in ``cache/phash.npz`` under the data
 directory, so a rebuild reads only the faces added since.
 """
@@ -107,7 +107,7 @@ class NearDuplicate:
 
 
 class FaceHashIndex:
-    """One perceptual hash per stored face; ``find`` answers "do we have this face?" (3 ms for 35k faces)."""
+    """One perceptual hash per stored face; ``find`` answers "do we have this face?" (4 ms for 35k faces)."""
 
     def __init__(self, image_ids: np.ndarray, hashes: np.ndarray):
         self.image_ids = np.asarray(image_ids, dtype=np.int64)
