@@ -13,9 +13,9 @@ import contextlib
 import logging
 import re
 from functools import partial
-from typing import AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator
 
-from telegram import (BotCommand, Document, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message,
+from telegram import (Bot, BotCommand, Document, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message,
                       PhotoSize, Update)
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
@@ -24,9 +24,12 @@ from telegram.ext import (Application, CallbackQueryHandler, CommandHandler, Con
 
 from bot.commands import COMMANDS, DRAWING, CommandError, Sketch, parse
 from bot.config import TelegramConfig
-from bot.core import VOTE_ID, Buttons, Core, Reply, Upload, Who
+from bot.core import ACTION_ID, VOTE_ID, Buttons, Core, Reply, Rows, Upload, Who
 from generator.sketch_input import SketchRejected
 from bot.telegram_rate_limiter import PriorityRateLimiter
+
+if TYPE_CHECKING:
+    from bot.retraining import RunOutcome
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,10 @@ def build_application(core: Core, cfg: TelegramConfig, token: str) -> Applicatio
     # in a private chat an unknown /command gets "I don't know…"; in groups it may be another bot's
     app.add_handler(MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, adapter.on_command))
     app.add_handler(CallbackQueryHandler(adapter.on_vote, pattern=VOTE_ID))
+    app.add_handler(CallbackQueryHandler(adapter.on_press, pattern=ACTION_ID))
     app.add_error_handler(adapter.on_error)
+    if core.retrainer is not None:
+        core.retrainer.subscribe(partial(adapter.tell_admins, app.bot))
     return app
 
 
@@ -66,8 +72,18 @@ async def stop(app: Application) -> None:
 
 
 def keyboard(buttons: Buttons) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data)
-                                  for label, data in buttons.labelled()]])
+    return rows_markup(((*buttons.labelled(),),))
+
+
+def rows_markup(rows: Rows) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data) for label, data in row]
+                                 for row in rows])
+
+
+def reply_markup(reply: Reply) -> InlineKeyboardMarkup | None:
+    """The vote buttons, then any other rows (review, tags); None when the reply has no buttons."""
+    rows = ((*reply.buttons.labelled(),),) if reply.buttons else ()
+    return rows_markup(rows + reply.actions) if rows + reply.actions else None
 
 
 class TelegramAdapter:
@@ -108,6 +124,41 @@ class TelegramAdapter:
         result = await self.core.vote(Who("telegram", str(user.id), user.full_name, chat_id), query.data or "")
         await query.edit_message_reply_markup(keyboard(result.buttons) if result.buttons else None)
 
+    async def on_press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A review or tag button. The answer to the query carries the notice: a refusal (not an admin, say)
+        has no other way to reach only the presser; the core's work here is one quick database write."""
+        query = update.callback_query
+        user = query.from_user
+        message = query.message if isinstance(query.message, Message) else None
+        who = Who("telegram", str(user.id), user.full_name, str(message.chat.id) if message else "")
+        result = await self.core.press(who, query.data or "")
+        await query.answer(result.notice[:200])
+        if result.reply is not None and message is not None:
+            await self._send(message, result.reply)
+        if message is None or (result.text is None and result.rows is None):
+            return
+        new_markup = message.reply_markup if result.rows is None else rows_markup(result.rows) if result.rows else None
+        if result.text is None:
+            await query.edit_message_reply_markup(new_markup)
+        elif message.photo or message.document or message.animation:
+            await query.edit_message_caption(result.text[:CAPTION_LIMIT], reply_markup=new_markup)
+        else:
+            await query.edit_message_text(result.text, reply_markup=new_markup)
+
+    async def tell_admins(self, bot: Bot, outcome: RunOutcome) -> None:
+        """A retraining run ended: each Telegram admin gets its summary and before/after grid in a private chat
+        (an admin who never started a chat with the bot cannot be written to; that is logged)."""
+        reply = await self.core.run_report(outcome)
+        for admin in self.core.admin_ids("telegram"):
+            try:
+                if reply.files:
+                    await bot.send_photo(int(admin), reply.files[0].data, caption=reply.text[:CAPTION_LIMIT],
+                                         filename=reply.files[0].filename)
+                else:
+                    await bot.send_message(int(admin), reply.text)
+            except (TelegramError, ValueError):
+                log.warning("could not tell admin telegram:%s about run %s", admin, outcome.version, exc_info=True)
+
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log, and tell the user something failed; never a traceback in chat."""
         log.error("telegram update failed", exc_info=context.error)
@@ -116,7 +167,13 @@ class TelegramAdapter:
                 await update.effective_message.reply_text("Sorry, that failed on my side. Please try again.")
 
     async def _send(self, message: Message, reply: Reply) -> None:
-        markup = keyboard(reply.buttons) if reply.buttons else None
+        """Answer ``message`` with the reply, then with each of its further messages."""
+        await self._send_one(message, reply)
+        for extra in reply.more:
+            await self._send_one(message, extra)
+
+    async def _send_one(self, message: Message, reply: Reply) -> None:
+        markup = reply_markup(reply)
         caption = reply.text[:CAPTION_LIMIT]
         if not reply.files:
             await message.reply_text(reply.text, reply_markup=markup)
