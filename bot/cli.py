@@ -172,30 +172,62 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_models(args: argparse.Namespace, cfg: Config) -> int:
-    from generator.active_model import models_dir, promote_file, read_active
-    from generator.weights import BUNDLED_GENERATOR, read_metadata, weights_version
+    import asyncio
 
-    data_dir = cfg.storage.data_dir
+    import migrations
+    from bot.runner import make_retrainer
+    from generator.active_model import promote_file
+    from training import registry
+
+    retrainer = make_retrainer(cfg)
     if args.action == "promote":
-        if not args.file:
+        if not args.target:
             print("moebot models promote: give the weights FILE", file=sys.stderr)
             return 2
         try:
-            active = promote_file(data_dir, Path(args.file))
+            active = promote_file(cfg.storage.data_dir, Path(args.target))
         except (OSError, ValueError) as e:
-            print(f"moebot models promote: refused {args.file}: {e}", file=sys.stderr)
+            print(f"moebot models promote: refused {args.target}: {e}", file=sys.stderr)
             return 1
+        conn = migrations.connect(cfg.database)
+        try:
+            registry.ensure_active(conn, active.version, active.weights)
+            registry.set_state(conn, active.version, "active", "promoted by hand (moebot models promote)")
+        finally:
+            conn.close()
         print(f"active model is now {active.version} ({active.weights}); running bots switch within seconds")
         return 0
-    active = read_active(data_dir)
-    bundled = weights_version(BUNDLED_GENERATOR, read_metadata(BUNDLED_GENERATOR)) if BUNDLED_GENERATOR.exists() \
-        else "missing"
-    print(f"bundled: {bundled}{'  <- active' if active is None else ''}")
-    for path in sorted(models_dir(data_dir).glob("*.safetensors")):
-        version = weights_version(path, read_metadata(path))
-        mark = "  <- active" if active and active.weights == path else ""
-        print(f"{path.name}: {version}{mark}")
+    if args.action == "rollback":
+        try:
+            print(asyncio.run(retrainer.rollback(args.target, "moebot models rollback")))
+        except ValueError as e:
+            print(f"moebot models rollback: {e}", file=sys.stderr)
+            return 1
+        return 0
+    for m in asyncio.run(retrainer.models()):
+        figures = ", ".join(f"{k} {m.metrics[k]:.3f}" for k in ("hair_ratio", "eye_ratio", "diversity_ratio", "fd")
+                            if k in m.metrics)
+        print(f"{m.version:<22} {m.state:<9} {m.created_at[:16]}  from {m.parent or '-'}  {figures}  {m.reason}")
     return 0
+
+
+def cmd_retrain(args: argparse.Namespace, cfg: Config) -> int:
+    """One retraining run now, in a child process as the bot runs it, gate and promotion included."""
+    import asyncio
+
+    from bot.runner import make_retrainer
+
+    async def go() -> int:
+        retrainer = make_retrainer(cfg)
+        print(await retrainer.start("moebot retrain"))
+        outcome = await retrainer.wait()
+        if outcome is None:  # another run holds the lock
+            return 1
+        print(outcome.text)
+        if outcome.grid:
+            print(f"before | after: {outcome.grid}")
+        return 0 if outcome.promoted else 1
+    return asyncio.run(go())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -268,10 +300,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ev.set_defaults(func=cmd_evaluate)
 
-    models = sub.add_parser("models", help="list the generator versions, or promote a weights file to active")
-    models.add_argument("action", choices=["list", "promote"])
-    models.add_argument("file", nargs="?", help="promote: the generator weights (.safetensors) to serve")
+    models = sub.add_parser("models", help="list the generator versions, promote a weights file, or roll back")
+    models.add_argument("action", choices=["list", "promote", "rollback"])
+    models.add_argument("target", nargs="?", metavar="FILE|VERSION",
+                        help="promote: the generator weights (.safetensors) to serve; rollback: the version to "
+                             "serve again (default: the one before the active one)")
     models.set_defaults(func=cmd_models)
+    retrain = sub.add_parser("retrain", help="fine-tune the active generator on the curated faces now; the gate "
+                                             "promotes the result only if it is no worse ([training] in bot.toml)")
+    retrain.set_defaults(func=cmd_retrain)
 
     run = sub.add_parser("run", help="run the chat bot on every platform with a token (DISCORD_TOKEN, TELEGRAM_TOKEN)")
     run.add_argument("--config", default=argparse.SUPPRESS, help="path to bot.toml (default: ./bot.toml if present)")

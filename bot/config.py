@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, get_type_hints
 
+from apscheduler.triggers.cron import CronTrigger
+
 from bot.curation import CurationRules
 from generator.sketch_input import UploadLimits
+from training.gate import Margins
 
 
 class ConfigError(ValueError):
@@ -76,6 +79,29 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class TrainingConfig:
+    cron: str = "30 3 * * *"  # when to check for new curated faces (crontab: minute hour day month weekday; UTC)
+    every_s: float = 0.0  # check every N seconds instead of by cron (tests, tiny deployments); 0 = cron
+    min_new: int = 50  # curated faces the active model was not trained on that start a run
+    steps: int = 1500  # fine-tuning steps per run
+    batch: int = 64
+    threads: int = 1  # torch threads of the training process, which also runs at nice 10
+    d_warmup: int = 100  # first steps train only the fresh discriminator
+    curated_share: float = 0.25  # at most this share of each batch is curated faces
+    curated_half: int = 20  # curated faces that get half of curated_share
+    lr: float = 1e-4  # fine-tuning learning rate (training from scratch uses 2e-4)
+    margin_hair_ratio: float = 0.02  # the gate: how much worse than the active model a candidate may be
+    margin_eye_ratio: float = 0.02
+    margin_diversity_ratio: float = 0.03
+    margin_fd: float = 0.10  # relative: 0.10 = a Fréchet distance up to 10% higher
+    keep_runs: int = 5  # run folders kept (the newest, and the active model's)
+
+    @property
+    def margins(self) -> Margins:
+        return Margins(self.margin_hair_ratio, self.margin_eye_ratio, self.margin_diversity_ratio, self.margin_fd)
+
+
+@dataclass(frozen=True)
 class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -85,6 +111,7 @@ class Config:
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     web: WebConfig = field(default_factory=WebConfig)
     curation: CurationRules = field(default_factory=CurationRules)  # when votes make a picture training data
+    training: TrainingConfig = field(default_factory=TrainingConfig)
 
     @property
     def database(self) -> Path:
@@ -96,7 +123,9 @@ _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no"
 # keys that must be at least 1 (0 would make the bot refuse or draw nothing)
 _POSITIVE = {("generator", "max_batch"), ("generator", "queue_limit"), ("generator", "display_size"),
              ("generator", "morph_frames"), ("limits", "chat_per_minute"), ("limits", "max_count"),
-             ("limits", "top_size"), ("uploads", "max_bytes"), ("curation", "min_voters")}
+             ("limits", "top_size"), ("uploads", "max_bytes"), ("training", "steps"), ("training", "batch"),
+             ("training", "threads"), ("training", "keep_runs"),
+             ("curation", "min_voters")}
 MAX_PIXELS_CEILING = 80_000_000  # Pillow refuses more than 89M pixels whatever we allow
 _ADMIN = re.compile(r"^(telegram|discord):[^\s:]+$")
 
@@ -135,6 +164,12 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"[curation] {key} must be between 0 and 1 (a share of 👍 votes)")
     if cfg.curation.reject_below > cfg.curation.curate_above:
         raise ConfigError("[curation] reject_below must not be above curate_above")
+    if not 0 <= cfg.training.curated_share < 1:
+        raise ConfigError("[training] curated_share must be at least 0 and below 1")
+    try:
+        CronTrigger.from_crontab(cfg.training.cron)
+    except ValueError as e:
+        raise ConfigError(f"[training] cron {cfg.training.cron!r} is not a crontab line: {e}") from None
 
 
 def _coerce(section: str, key: str, kind: Any, value: Any) -> Any:

@@ -13,17 +13,23 @@ import logging
 import os
 import signal
 import sys
+from datetime import timezone
+from pathlib import Path
 from typing import Mapping
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 import migrations
 from bot.config import Config
 from bot.core import Core
 from bot.limits import Limits
+from bot.retraining import Retrainer
 from bot.store import Store
 from bot.web import server
 from generator.active_model import follow_promotions, read_active
 from generator.metrics import serve_prometheus
 from generator.service import DrawingService, GeneratorService, ServiceOptions
+from generator.weights import BUNDLED_GENERATOR
 from generator.worker_process import WorkerFailed
 
 log = logging.getLogger("moebot")
@@ -86,6 +92,20 @@ def make_service(cfg: Config) -> DrawingService:
     return GeneratorService(active_weights(cfg), options, g.sketch_weights or None)
 
 
+def make_retrainer(cfg: Config) -> Retrainer:
+    """The retrainer that [training] describes; it fine-tunes whatever serves now (see active_weights)."""
+    return Retrainer(cfg.training, cfg.storage.data_dir, cfg.database,
+                     Path(cfg.generator.weights) if cfg.generator.weights else BUNDLED_GENERATOR)
+
+
+async def _own_scheduler(running: contextlib.AsyncExitStack) -> AsyncIOScheduler:
+    """The one APScheduler of a process without Telegram (whose job queue brings its own)."""
+    scheduler = AsyncIOScheduler(timezone=timezone.utc)
+    scheduler.start()
+    running.callback(scheduler.shutdown, wait=False)
+    return scheduler
+
+
 def make_core(cfg: Config, generator: DrawingService, store: Store) -> Core:
     return Core(store, generator, Limits(cfg.limits.user_cooldown_s, cfg.limits.chat_per_minute),
                 max_count=cfg.limits.max_count, display_size=cfg.generator.display_size,
@@ -111,6 +131,8 @@ async def serve(cfg: Config, tokens: Mapping[str, str], *, web: bool = False, ad
             log.info("generator metrics on http://127.0.0.1:%d/metrics", cfg.generator.metrics_port)
         promotions = asyncio.create_task(follow_promotions(generator, cfg.storage.data_dir))
         running.callback(promotions.cancel)
+        retrainer = make_retrainer(cfg)
+        running.push_async_callback(retrainer.close)
         if tokens["telegram"]:
             from bot import telegram_adapter
             app = telegram_adapter.build_application(core, cfg.telegram, tokens["telegram"])
@@ -123,6 +145,8 @@ async def serve(cfg: Config, tokens: Mapping[str, str], *, web: bool = False, ad
             task = asyncio.create_task(bot.start(tokens["discord"]))
             task.add_done_callback(lambda _: stop.set())  # a login failure or fatal error ends the run
             running.push_async_callback(bot.close)
+        scheduler = app.job_queue.scheduler if tokens["telegram"] else await _own_scheduler(running)
+        retrainer.schedule(scheduler)
         if web:
             site, url = await server.start(server.create_app(core, cfg.web.runs_dir, admin_token), cfg.web)
             running.push_async_callback(site.cleanup)

@@ -1,4 +1,4 @@
-"""`moebot models promote`: the pointer file, and a running service following it without a restart."""
+"""`moebot models promote|list|rollback`: the pointer file, the registry, and a running service following it without a restart."""
 
 import asyncio
 
@@ -23,12 +23,20 @@ def test_cli_promote_and_list(tmp_path, monkeypatch, capsys):
     active = read_active(tmp_path / "data")
     assert active.version == "v7" and active.weights.parent == tmp_path / "data" / "models"
     assert main(["models", "list"]) == 0
-    assert "v7  <- active" in capsys.readouterr().out
+    assert [ln.split()[:2] for ln in capsys.readouterr().out.splitlines()] == [["v7", "active"]]
     junk = tmp_path / "junk.safetensors"
     junk.write_text("hello")
     assert main(["models", "promote", str(junk)]) == 1
     assert "refused" in capsys.readouterr().err
     assert read_active(tmp_path / "data").version == "v7"  # a refused file changes nothing
+    assert main(["models", "promote", str(_weights(tmp_path / "next.safetensors", "v9"))]) == 0
+    assert main(["models", "rollback"]) == 0
+    assert "v7 draws again" in capsys.readouterr().out
+    assert read_active(tmp_path / "data").version == "v7"
+    assert main(["models", "list"]) == 0
+    assert [ln.split()[:2] for ln in capsys.readouterr().out.splitlines()] == [["v9", "retired"], ["v7", "active"]]
+    assert main(["models", "rollback", "v7"]) == 1
+    assert "already the active model" in capsys.readouterr().err
 
 
 def test_running_service_follows_the_pointer(tiny_generator_file, tmp_path):

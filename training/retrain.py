@@ -62,6 +62,7 @@ class RetrainOptions:
     d_warmup: int = 100
     curated_share: float = 0.25
     curated_half: int = 20
+    lr: float = 1e-4
 
 
 def retrain(opts: RetrainOptions, models_dir: Path, progress: bool = False) -> dict:
@@ -81,7 +82,7 @@ def retrain(opts: RetrainOptions, models_dir: Path, progress: bool = False) -> d
         exported = training_loop(TrainOptions(
             data=opts.data, run=opts.run, steps=opts.steps, batch=opts.batch, threads=opts.threads,
             init=opts.parent, d_warmup=opts.d_warmup, curated_share=opts.curated_share,
-            curated_half=opts.curated_half, snapshot_every=max(50, opts.steps // 4),
+            curated_half=opts.curated_half, lr=opts.lr, snapshot_every=max(50, opts.steps // 4),
             sample_every=opts.steps, log_every=max(1, min(25, opts.steps // 10))), progress=progress)
         parent, _ = load_module(opts.parent)
         candidate, meta = load_module(exported)

@@ -54,6 +54,7 @@ class TrainOptions:
     d_warmup: int = 0                 # fine-tune: steps that train only the fresh discriminator
     curated_share: float = 0.0        # most of each batch drawn from curated faces (see batch_weights)
     curated_half: int = 20            # curated faces at which they get half of curated_share
+    lr: float | None = None           # Adam learning rate of G and D; default: the preset's
 
 
 class Objective(Protocol):
@@ -206,8 +207,9 @@ def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = Tru
         objective.G.load_state_dict(start_from.state_dict())
     G, D = objective.G.to(device), objective.D.to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    opt_g = torch.optim.Adam(G.parameters(), objective.lr, betas=objective.betas)
-    opt_d = torch.optim.Adam(D.parameters(), objective.lr, betas=objective.betas)
+    lr = opts.lr or objective.lr
+    opt_g = torch.optim.Adam(G.parameters(), lr, betas=objective.betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr, betas=objective.betas)
     batch = opts.batch or objective.batch
     z_dim = objective.config.z_dim
     ema_beta = 0.5 ** (batch / EMA_HALF_LIFE_IMAGES) if objective.ema else 0.0

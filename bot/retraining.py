@@ -1,0 +1,245 @@
+"""Scheduled retraining in the bot process: when to run, the child process that trains, the gate, promotion.
+
+The schedule is one job on the bot's APScheduler (python-telegram-bot's own when Telegram runs, so there
+is one scheduler per process). A run is ``python -m training.retrain`` in a child process at nice 10 with
+capped threads, so the bot stays responsive; the child fine-tunes and measures, this side decides: the
+gate (training/gate.py) promotes the candidate through the active-model pointer, which every generator
+service follows without a restart, or rejects it with its figures. A child that dies or is killed leaves
+its row 'failed' and the active model serving; the run lock keeps two runs, even of two bot processes,
+from overlapping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Awaitable, Callable
+
+import migrations
+from bot.config import TrainingConfig
+from generator.active_model import models_dir, promote_file, read_active
+from generator.weights import read_metadata, weights_version
+from training import registry
+from training.dataset import is_heldout
+from training.gate import judge
+from training.registry import ModelRecord
+from training.retrain import BUSY, lock_is_free
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    version: str
+    promoted: bool
+    reason: str
+    text: str          # a summary ready to send to admins
+    grid: Path | None  # before | after, one row per hair colour
+
+
+Subscriber = Callable[[RunOutcome], Awaitable[None]]
+
+
+class Retrainer:
+    def __init__(self, cfg: TrainingConfig, data_dir: Path, database: Path, default_weights: Path):
+        self.cfg = cfg
+        self.data_dir = Path(data_dir)
+        self.database = Path(database)
+        self.default_weights = Path(default_weights)  # what serves while nothing was promoted
+        self._subscribers: list[Subscriber] = []
+        self._task: asyncio.Task | None = None
+        self._process: asyncio.subprocess.Process | None = None
+        self._version = ""
+        self._started = datetime.now(timezone.utc)
+
+    @property
+    def models_dir(self) -> Path:
+        return models_dir(self.data_dir)
+
+    @property
+    def running(self) -> tuple[str, int | None] | None:
+        """(version, child pid) of the run going on in this process, if any."""
+        if self._task is None or self._task.done():
+            return None
+        return self._version, self._process.pid if self._process else None
+
+    def subscribe(self, callback: Subscriber) -> None:
+        """``callback(outcome)`` is awaited when a run ends (promoted, rejected or failed)."""
+        self._subscribers.append(callback)
+
+    def schedule(self, scheduler) -> None:
+        """Add the check to an APScheduler 3 scheduler: every ``every_s`` seconds if set, else by ``cron`` (UTC)."""
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.interval import IntervalTrigger
+        trigger = IntervalTrigger(seconds=self.cfg.every_s) if self.cfg.every_s else \
+            CronTrigger.from_crontab(self.cfg.cron, timezone=timezone.utc)
+        scheduler.add_job(self.scheduled, trigger, id="moebot-retrain", name="moebot retraining check",
+                          replace_existing=True, max_instances=1, coalesce=True, misfire_grace_time=3600)
+
+    async def scheduled(self) -> None:
+        """The scheduled check: train only when enough curated faces arrived that the active model lacks."""
+        new = await self._db(self._new_curated)
+        if new < self.cfg.min_new:
+            log.info("retraining: %d new curated faces, %d needed; not running", new, self.cfg.min_new)
+            return
+        log.info("retraining: %s", await self.start(f"schedule ({new} new curated faces)"))
+
+    async def start(self, requested_by: str) -> str:
+        """Start a run now unless one is going; a readable answer either way."""
+        if (going := self.running) is not None:
+            return f"A retraining run ({going[0]}) is already going since {self._started:%H:%M} UTC."
+        if not lock_is_free(self.models_dir):
+            return "A retraining run is going in another moebot process; try again when it has finished."
+        parent_version, parent_path = await self._db(self._register_active)
+        self._version = f"ft-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
+        self._started = datetime.now(timezone.utc)
+        run_dir = self.data_dir / "retrain" / self._version
+        await self._db(lambda conn: registry.begin(conn, self._version, parent_version, run_dir))
+        self._task = asyncio.create_task(self._run(self._version, parent_path, run_dir, requested_by))
+        return (f"Started retraining run {self._version} from {parent_version} ({self.cfg.steps} steps, "
+                f"requested by {requested_by}); admins get the result when it ends.")
+
+    async def wait(self) -> RunOutcome | None:
+        """The outcome of the run going on (or the last one), once it has ended."""
+        return await self._task if self._task else None
+
+    async def close(self) -> None:
+        """Stop a run at shutdown (it is recorded as failed; the next schedule starts afresh)."""
+        if self._process is not None and self._process.returncode is None:
+            self._process.kill()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def models(self) -> list[ModelRecord]:
+        await self._db(self._register_active)
+        return await self._db(registry.listing)
+
+    async def rollback(self, version: str | None, requested_by: str) -> str:
+        """Serve ``version`` (default: the one that served before the current one) again."""
+        def pick(conn: sqlite3.Connection) -> ModelRecord:
+            self._register_active(conn)
+            target = registry.get(conn, version) if version else registry.previous_active(conn)
+            if target is None:
+                raise ValueError(f"there is no model {version!r}" if version else "there is no earlier model")
+            if target.state == "active":
+                raise ValueError(f"{target.version} is already the active model")
+            if target.path is None or not target.path.exists():
+                raise ValueError(f"{target.version} has no weights file left")
+            return target
+        target = await self._db(pick)
+        promoted = await asyncio.to_thread(promote_file, self.data_dir, target.path)
+        await self._db(lambda conn: registry.set_state(conn, target.version, "active",
+                                                       f"rolled back by {requested_by}", promoted.weights))
+        return f"Rolled back: {target.version} draws again (the service switches within seconds)."
+
+    async def _run(self, version: str, parent: Path, run_dir: Path, requested_by: str) -> RunOutcome:
+        try:
+            outcome = await self._train_and_judge(version, parent, run_dir)
+        except Exception as e:  # never let a failed run take the bot down or stay 'training'
+            log.exception("retraining run %s failed", version)
+            await self._db(lambda conn: registry.set_state(conn, version, "failed", f"error: {e}"))
+            outcome = RunOutcome(version, False, f"error: {e}", f"Retraining run {version} failed: {e}", None)
+        finally:
+            self._process = None
+        log.info("retraining run %s (%s): %s", version, requested_by, outcome.reason)
+        await asyncio.to_thread(self._prune)
+        for callback in self._subscribers:
+            try:
+                await callback(outcome)
+            except Exception:
+                log.exception("could not report the end of run %s", version)
+        return outcome
+
+    async def _train_and_judge(self, version: str, parent: Path, run_dir: Path) -> RunOutcome:
+        c = self.cfg
+        run_dir.mkdir(parents=True, exist_ok=True)
+        args = ["--data", str(self.data_dir), "--run", str(run_dir), "--parent", str(parent), "--version", version,
+                "--steps", str(c.steps), "--batch", str(c.batch), "--threads", str(c.threads),
+                "--d-warmup", str(c.d_warmup), "--curated-share", str(c.curated_share),
+                "--curated-half", str(c.curated_half), "--lr", str(c.lr), "--models-dir", str(self.models_dir)]
+        env = {**os.environ, "OMP_NUM_THREADS": str(c.threads), "OMP_WAIT_POLICY": "PASSIVE"}
+        with open(run_dir / "log.txt", "ab") as logfile:
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "training.retrain", *args, stdout=logfile, stderr=logfile, env=env,
+                preexec_fn=lambda: os.nice(10))
+            code = await self._process.wait()
+        if code != 0:
+            why = "another run holds the lock" if code == BUSY else \
+                f"the training process ended with status {code}{_tail(run_dir / 'log.txt')}"
+            await self._db(lambda conn: registry.set_state(conn, version, "failed", why))
+            return RunOutcome(version, False, why, f"Retraining run {version} failed: {why}", None)
+        verdict = json.loads((run_dir / "verdict.json").read_text())
+        grid = Path(verdict["grid"])
+        ok, why = judge(verdict["metrics"], verdict["parent_metrics"], self.cfg.margins)
+
+        def record(conn: sqlite3.Connection) -> None:
+            registry.record_result(conn, version, Path(verdict["candidate"]), verdict["metrics"],
+                                   verdict["parent_metrics"], grid, verdict["base_max_id"], verdict["curated_ids"])
+            if not ok:
+                registry.set_state(conn, version, "rejected", why)
+        await self._db(record)
+        if ok:
+            promoted = await asyncio.to_thread(promote_file, self.data_dir, Path(verdict["candidate"]))
+            await self._db(lambda conn: registry.set_state(conn, version, "active", why, promoted.weights))
+        m, p = verdict["metrics"], verdict["parent_metrics"]
+        text = (f"Retraining run {version} {'promoted' if ok else 'rejected'}: {why}\n"
+                f"hair {p['hair_ratio']:.3f} → {m['hair_ratio']:.3f}, eye {p['eye_ratio']:.3f} → {m['eye_ratio']:.3f}, "
+                f"coverage {p['diversity_ratio']:.3f} → {m['diversity_ratio']:.3f}, FD {p['fd']:.2f} → {m['fd']:.2f}; "
+                f"{len(verdict['curated_ids'])} curated faces. Grid: before | after.")
+        return RunOutcome(version, ok, why, text, grid)
+
+    def _register_active(self, conn: sqlite3.Connection) -> tuple[str, Path]:
+        """The model serving now, recorded in the registry; runs left 'training' by a dead process are failed."""
+        active = read_active(self.data_dir)
+        path = active.weights if active else self.default_weights
+        version = active.version if active else weights_version(path, read_metadata(path))
+        registry.ensure_active(conn, version, path)
+        if self.running is None and lock_is_free(self.models_dir):
+            registry.fail_interrupted(conn)
+        return version, path
+
+    def _new_curated(self, conn: sqlite3.Connection) -> int:
+        """Curated training faces (held-out ones are only ever measured on) the active model has not seen."""
+        version, _ = self._register_active(conn)
+        curated = {i for i, sha in conn.execute(
+            "SELECT id, sha256 FROM images WHERE status = 'curated' AND hair IS NOT NULL") if not is_heldout(sha)}
+        return len(curated - registry.trained_on(conn, version))
+
+    def _prune(self) -> None:
+        """Keep the run folders of the newest ``keep_runs`` runs (promoted weights live on in the models folder)."""
+        conn = migrations.connect(self.database)
+        try:
+            records = registry.listing(conn, limit=1_000_000)
+        finally:
+            conn.close()
+        keep = {r.run_dir for r in records[:self.cfg.keep_runs]} | \
+            {r.run_dir for r in records if r.state in ("active", "training")}
+        for r in records:
+            if r.run_dir and r.run_dir not in keep and r.run_dir.exists():
+                shutil.rmtree(r.run_dir, ignore_errors=True)
+
+    async def _db(self, fn: Callable[[sqlite3.Connection], object]):
+        """Run ``fn(connection)`` in a thread on a short-lived connection (the store's is async-only)."""
+        def call():
+            conn = migrations.connect(self.database)
+            try:
+                return fn(conn)
+            finally:
+                conn.close()
+        return await asyncio.to_thread(call)
+
+
+def _tail(log_path: Path, lines: int = 3) -> str:
+    try:
+        last = log_path.read_text(errors="replace").strip().splitlines()[-lines:]
+    except OSError:
+        return ""
+    return (": " + " | ".join(ln.strip() for ln in last)[-300:]) if last else ""

@@ -1,0 +1,208 @@
+"""Retraining: the gate, curated weighting, and whole runs in a child process on tiny data."""
+
+import asyncio
+import os
+import shutil
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import migrations
+from bot.config import TrainingConfig
+from bot.retraining import Retrainer
+from generator.active_model import read_active
+from training import registry
+from training.dataset import FaceDataset
+from training.gate import Margins, judge
+from training.retrain import RunBusy, run_lock
+from training.train_acgan import batch_weights
+
+GOOD = {"hair_ratio": 0.95, "eye_ratio": 0.9, "diversity_ratio": 0.9, "fd": 10.0}
+
+
+def test_gate_promotes_no_worse_and_names_every_regression():
+    ok, why = judge({**GOOD, "hair_ratio": 0.94, "fd": 10.9}, GOOD, Margins())
+    assert ok, why
+    ok, why = judge({**GOOD, "eye_ratio": 0.8, "fd": 12.0}, GOOD, Margins())
+    assert not ok and "eye_ratio 0.800 < 0.880" in why and "fd 12.00 > 11.00" in why
+    ok, why = judge({**GOOD, "fd": float("nan")}, GOOD, Margins())
+    assert not ok and "not finite: fd" in why
+    ok, why = judge({**GOOD, "diversity_ratio": 0.2}, GOOD, Margins())  # a collapsed model
+    assert not ok and "diversity_ratio" in why
+
+
+def test_curated_faces_get_a_bounded_share_of_each_batch():
+    def data(n_base, n_cur):
+        n = n_base + n_cur
+        return FaceDataset(torch.zeros(n, 3, 1, 1, dtype=torch.uint8), torch.zeros(n, dtype=torch.long),
+                           torch.zeros(n, dtype=torch.long), torch.arange(n),
+                           torch.arange(n) >= n_base)
+    assert batch_weights(data(100, 0), 0.25, 20) is None
+    few = batch_weights(data(30_000, 5), 0.25, 20)
+    many = batch_weights(data(30_000, 20_000), 0.25, 20)
+    assert few[-5:].sum() == pytest.approx(0.25 * 5 / 25)  # 5 faces: 5% of every batch, not 0.017%
+    assert many[30_000:].sum() == pytest.approx(0.25 * 20_000 / 20_020)  # thousands stay under 25%
+    assert few.sum() == pytest.approx(1.0) and many.sum() == pytest.approx(1.0)
+
+
+def test_the_run_lock_is_exclusive_across_processes(tmp_path):
+    import subprocess
+    import sys
+    code = ("import sys, time; from pathlib import Path; from training.retrain import run_lock\n"
+            "with run_lock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(30)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunBusy):
+            with run_lock(tmp_path):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with run_lock(tmp_path):  # the OS dropped the dead holder's lock
+        pass
+
+
+def curate(data_dir: Path, hair: int, n: int) -> list[int]:
+    """Mark ``n`` training faces of one hair colour curated, as votes would."""
+    conn = migrations.connect(data_dir / "moebot.db")
+    rows = [r[0] for r in conn.execute("SELECT id FROM images WHERE hair = ? ORDER BY id", (hair,))][:n]
+    conn.executemany("UPDATE images SET status = 'curated' WHERE id = ?", [(i,) for i in rows])
+    conn.close()
+    return rows
+
+
+def make_retrainer(data_dir: Path, weights: Path, **cfg) -> Retrainer:
+    options = dict(steps=12, batch=16, d_warmup=4, min_new=3, margin_hair_ratio=1.0, margin_eye_ratio=1.0,
+                   margin_diversity_ratio=1.0, margin_fd=100.0, keep_runs=2)
+    return Retrainer(TrainingConfig(**{**options, **cfg}), data_dir, data_dir / "moebot.db", weights)
+
+
+def test_a_run_trains_in_a_child_is_judged_promoted_and_rolled_back(tmp_path, face_data_dir, tiny_generator_file):
+    data_dir = tmp_path / "data"
+    shutil.copytree(face_data_dir, data_dir)
+    curated = curate(data_dir, hair=0, n=4)
+
+    async def go():
+        retrainer = make_retrainer(data_dir, tiny_generator_file)
+        seen = []
+
+        async def told(outcome):
+            seen.append(outcome)
+        retrainer.subscribe(told)
+        answer = await retrainer.start("telegram:1")
+        assert "Started retraining run ft-" in answer
+        assert "already going" in await retrainer.start("telegram:2")
+        outcome = await retrainer.wait()
+        models = await retrainer.models()
+        back = await retrainer.rollback(None, "telegram:1")
+        return outcome, seen, models, back, await retrainer.models()
+
+    outcome, seen, models, back, after = asyncio.run(go())
+    assert outcome.promoted, outcome.reason
+    assert seen == [outcome] and outcome.grid.exists() and "promoted" in outcome.text
+    assert [m.state for m in models] == ["active", "retired"]
+    assert models[0].version == outcome.version and models[0].parent == models[1].version
+    assert read_active(data_dir) is not None
+    assert "Rolled back" in back and [m.state for m in after] == ["retired", "active"]
+    assert read_active(data_dir).version == models[1].version
+    conn = migrations.connect(data_dir / "moebot.db")
+    assert registry.trained_on(conn, outcome.version) == {i for i in curated if not _heldout(conn, i)}
+    conn.close()
+    assert not (data_dir / "retrain" / outcome.version / "snapshot.pt").exists()
+
+
+def _heldout(conn: sqlite3.Connection, image_id: int) -> bool:
+    from training.dataset import is_heldout
+    return is_heldout(conn.execute("SELECT sha256 FROM images WHERE id = ?", (image_id,)).fetchone()[0])
+
+
+def test_a_worse_candidate_is_rejected_and_the_active_model_keeps_serving(tmp_path, face_data_dir,
+                                                                           tiny_generator_file):
+    """A run forced to ruin the model (a learning rate 25,000 times too high) fails the default gate."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(face_data_dir, data_dir)
+    curate(data_dir, hair=0, n=4)
+
+    async def go():
+        retrainer = make_retrainer(data_dir, tiny_generator_file, lr=5.0, margin_hair_ratio=0.02,
+                                   margin_eye_ratio=0.02, margin_diversity_ratio=0.03, margin_fd=0.10)
+        await retrainer.start("telegram:1")
+        return await retrainer.wait(), await retrainer.models()
+    outcome, models = asyncio.run(go())
+    assert not outcome.promoted and "worse than the active model" in outcome.reason, outcome.text
+    assert [m.state for m in models] == ["rejected", "active"]
+    assert models[0].reason == outcome.reason and models[0].metrics and models[0].parent_metrics
+    assert read_active(data_dir) is None  # nothing was promoted: the bundled/configured weights still serve
+
+
+def test_a_killed_run_is_failed_and_the_next_run_completes(tmp_path, face_data_dir, tiny_generator_file):
+    data_dir = tmp_path / "data"
+    shutil.copytree(face_data_dir, data_dir)
+    curate(data_dir, hair=0, n=4)
+
+    async def go():
+        slow = make_retrainer(data_dir, tiny_generator_file, steps=100_000)
+        await slow.start("telegram:1")
+        log_file = data_dir / "retrain" / slow.running[0] / "stats.jsonl"
+        deadline = time.monotonic() + 60
+        while not log_file.exists() and time.monotonic() < deadline:  # kill it mid-training
+            await asyncio.sleep(0.2)
+        os.kill(slow.running[1], signal.SIGKILL)
+        killed = await slow.wait()
+        fresh = make_retrainer(data_dir, tiny_generator_file)  # as after a restart
+        await fresh.start("schedule")
+        return killed, await fresh.wait(), await fresh.models()
+    killed, done, models = asyncio.run(go())
+    assert not killed.promoted and "status -9" in killed.reason
+    assert done.promoted, done.reason
+    assert [m.state for m in models] == ["active", "failed", "retired"]
+
+
+def test_the_schedule_runs_only_when_enough_new_curated_faces_arrived(tmp_path, face_data_dir,
+                                                                      tiny_generator_file):
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+    data_dir = tmp_path / "data"
+    shutil.copytree(face_data_dir, data_dir)
+
+    async def go():
+        retrainer = make_retrainer(data_dir, tiny_generator_file, every_s=0.2, min_new=3)
+        scheduler = AsyncIOScheduler()
+        scheduler.start()
+        retrainer.schedule(scheduler)
+        await asyncio.sleep(1.0)
+        idle = retrainer.running, await retrainer.wait()
+        curate(data_dir, hair=2, n=8)
+        deadline = time.monotonic() + 30
+        while retrainer.running is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        outcome = await retrainer.wait()
+        await asyncio.sleep(1.0)  # later checks find nothing new: the candidate was trained on all of it
+        again = retrainer.running
+        scheduler.shutdown(wait=False)
+        return idle, outcome, again
+    idle, outcome, again = asyncio.run(go())
+    assert idle == (None, None)
+    assert outcome.promoted, outcome.reason
+    assert again is None
+
+
+def test_moebot_retrain_from_a_terminal(tmp_path, face_data_dir, tiny_generator_file, capsys):
+    from bot.cli import main
+    data_dir = tmp_path / "data"
+    shutil.copytree(face_data_dir, data_dir)
+    curate(data_dir, hair=4, n=4)
+    config = tmp_path / "bot.toml"
+    config.write_text(f'[storage]\ndata_dir = "{data_dir}"\n[generator]\nweights = "{tiny_generator_file}"\n'
+                      "[training]\nsteps = 12\nbatch = 16\nd_warmup = 4\nmargin_fd = 100.0\n"
+                      "margin_hair_ratio = 1.0\nmargin_eye_ratio = 1.0\nmargin_diversity_ratio = 1.0\n")
+    assert main(["--config", str(config), "retrain"]) == 0
+    out = capsys.readouterr().out
+    assert "Started retraining run ft-" in out and "promoted: no worse on any figure" in out
+    assert "before | after: " in out
+    assert main(["--config", str(config), "models", "list"]) == 0
+    assert [ln.split()[1] for ln in capsys.readouterr().out.splitlines()] == ["active", "retired"]
