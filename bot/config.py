@@ -95,6 +95,7 @@ class TrainingConfig:
     margin_diversity_ratio: float = 0.03
     margin_fd: float = 0.10  # relative: 0.10 = a Fréchet distance up to 10% higher
     keep_runs: int = 5  # run folders kept (the newest, and the active model's)
+    backend: str = "local"  # "local": a child process; "ray": a task on [generator] ray_address's cluster
 
     @property
     def margins(self) -> Margins:
@@ -164,6 +165,8 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"[curation] {key} must be between 0 and 1 (a share of 👍 votes)")
     if cfg.curation.reject_below > cfg.curation.curate_above:
         raise ConfigError("[curation] reject_below must not be above curate_above")
+    if cfg.training.backend not in ("local", "ray"):
+        raise ConfigError(f"[training] backend must be local or ray, got {cfg.training.backend!r}")
     if not 0 <= cfg.training.curated_share < 1:
         raise ConfigError("[training] curated_share must be at least 0 and below 1")
     try:

@@ -12,6 +12,7 @@ from overlapping.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -31,7 +32,7 @@ from training import registry
 from training.dataset import is_heldout
 from training.gate import judge
 from training.registry import ModelRecord
-from training.retrain import BUSY, lock_is_free
+from training.retrain import BUSY, RetrainOptions, RunBusy, lock_is_free, run_lock
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,10 @@ Subscriber = Callable[[RunOutcome], Awaitable[None]]
 
 
 class Retrainer:
-    def __init__(self, cfg: TrainingConfig, data_dir: Path, database: Path, default_weights: Path):
+    def __init__(self, cfg: TrainingConfig, data_dir: Path, database: Path, default_weights: Path,
+                 ray_address: str | None = None):
         self.cfg = cfg
+        self.ray_address = ray_address  # backend "ray": the cluster (None: start or attach a local Ray)
         self.data_dir = Path(data_dir)
         self.database = Path(database)
         self.default_weights = Path(default_weights)  # what serves while nothing was promoted
@@ -115,6 +118,8 @@ class Retrainer:
         """Stop a run at shutdown (it is recorded as failed; the next schedule starts afresh)."""
         if self._process is not None and self._process.returncode is None:
             self._process.kill()
+        elif self._task is not None and not self._task.done():
+            self._task.cancel()  # a Ray run: cancelling the wait cancels the task; the row fails at next start
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
 
@@ -161,19 +166,11 @@ class Retrainer:
     async def _train_and_judge(self, version: str, parent: Path, run_dir: Path) -> RunOutcome:
         c = self.cfg
         run_dir.mkdir(parents=True, exist_ok=True)
-        args = ["--data", str(self.data_dir), "--run", str(run_dir), "--parent", str(parent), "--version", version,
-                "--steps", str(c.steps), "--batch", str(c.batch), "--threads", str(c.threads),
-                "--d-warmup", str(c.d_warmup), "--curated-share", str(c.curated_share),
-                "--curated-half", str(c.curated_half), "--lr", str(c.lr), "--models-dir", str(self.models_dir)]
-        env = {**os.environ, "OMP_NUM_THREADS": str(c.threads), "OMP_WAIT_POLICY": "PASSIVE"}
-        with open(run_dir / "log.txt", "ab") as logfile:
-            self._process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "training.retrain", *args, stdout=logfile, stderr=logfile, env=env,
-                preexec_fn=lambda: os.nice(10))
-            code = await self._process.wait()
-        if code != 0:
-            why = "another run holds the lock" if code == BUSY else \
-                f"the training process ended with status {code}{_tail(run_dir / 'log.txt')}"
+        opts = RetrainOptions(data=str(self.data_dir), run=str(run_dir), parent=str(parent), version=version,
+                              steps=c.steps, batch=c.batch, threads=c.threads, d_warmup=c.d_warmup,
+                              curated_share=c.curated_share, curated_half=c.curated_half, lr=c.lr)
+        why = await (self._train_on_ray(opts) if c.backend == "ray" else self._train_in_child(opts))
+        if why:
             await self._db(lambda conn: registry.set_state(conn, version, "failed", why))
             return RunOutcome(version, False, why, f"Retraining run {version} failed: {why}", None)
         verdict = json.loads((run_dir / "verdict.json").read_text())
@@ -195,6 +192,34 @@ class Retrainer:
                 f"coverage {p['diversity_ratio']:.3f} → {m['diversity_ratio']:.3f}, FD {p['fd']:.2f} → {m['fd']:.2f}; "
                 f"{len(verdict['curated_ids'])} curated faces. Grid: before | after.")
         return RunOutcome(version, ok, why, text, grid)
+
+    async def _train_in_child(self, opts: RetrainOptions) -> str | None:
+        """Train in ``python -m training.retrain`` (nice 10, capped threads); None, or why it failed."""
+        args = [a for k, v in dataclasses.asdict(opts).items() for a in (f"--{k.replace('_', '-')}", str(v))]
+        env = {**os.environ, "OMP_NUM_THREADS": str(opts.threads), "OMP_WAIT_POLICY": "PASSIVE"}
+        log_path = Path(opts.run) / "log.txt"
+        with open(log_path, "ab") as logfile:
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "training.retrain", *args, "--models-dir", str(self.models_dir),
+                stdout=logfile, stderr=logfile, env=env, preexec_fn=lambda: os.nice(10))
+            code = await self._process.wait()
+        if code == 0:
+            return None
+        return "another run holds the lock" if code == BUSY else \
+            f"the training process ended with status {code}{_tail(log_path)}"
+
+    async def _train_on_ray(self, opts: RetrainOptions) -> str | None:
+        """Train as a task on the Ray cluster, holding the run lock here meanwhile; None, or why it failed."""
+        from training.ray_training import retrain_on_ray
+        try:
+            with run_lock(self.models_dir):
+                await retrain_on_ray(opts, self.ray_address)
+        except RunBusy:
+            return "another run holds the lock"
+        except Exception as e:  # a task error, a lost node: the run failed, the bot goes on
+            log.exception("retraining on Ray failed")
+            return f"the Ray task failed: {type(e).__name__}: {e}"[:500]
+        return None
 
     def _register_active(self, conn: sqlite3.Connection) -> tuple[str, Path]:
         """The model serving now, recorded in the registry; runs left 'training' by a dead process are failed."""

@@ -95,7 +95,8 @@ def make_service(cfg: Config) -> DrawingService:
 def make_retrainer(cfg: Config) -> Retrainer:
     """The retrainer that [training] describes; it fine-tunes whatever serves now (see active_weights)."""
     return Retrainer(cfg.training, cfg.storage.data_dir, cfg.database,
-                     Path(cfg.generator.weights) if cfg.generator.weights else BUNDLED_GENERATOR)
+                     Path(cfg.generator.weights) if cfg.generator.weights else BUNDLED_GENERATOR,
+                     ray_address=cfg.generator.ray_address or None)
 
 
 async def _own_scheduler(running: contextlib.AsyncExitStack) -> AsyncIOScheduler:
