@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
@@ -17,9 +18,13 @@ from discord.ext import commands
 
 from bot.commands import DRAWING, Command
 from bot.config import DiscordConfig
-from bot.core import VOTE_ID, Buttons, Core, Reply, Upload, Who, vote_id
+from bot.core import ACTION_ID, VOTE_ID, Buttons, Core, Reply, Rows, Upload, Who, vote_id
 from bot.discord_cogs import Drawing, Info
+from bot.discord_curation import Admin, Curation
 from bot.discord_i18n import Descriptions
+
+if TYPE_CHECKING:
+    from bot.retraining import RunOutcome
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +46,11 @@ class MoeBot(commands.Bot):
         await self.tree.set_translator(Descriptions())
         await self.add_cog(Drawing(self))
         await self.add_cog(Info(self))
-        self.add_dynamic_items(VoteButton)
+        await self.add_cog(Curation(self))
+        await self.add_cog(Admin(self))
+        self.add_dynamic_items(VoteButton, ActionButton)
+        if self.core.retrainer is not None:
+            self.core.retrainer.subscribe(self.tell_admins)
         self.tree.on_error = self.on_tree_error
         if self.cfg.sync_commands:
             guild = discord.Object(self.cfg.guild_id) if self.cfg.guild_id else None
@@ -62,18 +71,32 @@ class MoeBot(commands.Bot):
         deferred with "thinking…"."""
         if not isinstance(command, DRAWING):
             reply = await self.core.handle(who_of(interaction), command)
-            await interaction.response.send_message(reply.text, files=_files(reply), ephemeral=reply.refusal)
+            await interaction.response.send_message(reply.text, files=_files(reply), view=reply_view(reply),
+                                                    ephemeral=reply.refusal)
+            for extra in reply.more:
+                await interaction.followup.send(extra.text, files=_files(extra), view=reply_view(extra),
+                                                ephemeral=extra.refusal)
             return
         await interaction.response.defer(thinking=True)
 
         async def on_queued(position: int) -> None:
             await interaction.edit_original_response(content=f"⏳ You're number {position} in the queue…")
         reply = await self.core.handle(who_of(interaction), command, on_queued, upload)
-        view = vote_view(reply.buttons) if reply.buttons else discord.utils.MISSING
+        view = reply_view(reply)
         if datetime.now(timezone.utc) + TOKEN_MARGIN < interaction.expires_at or interaction.channel is None:
             await interaction.followup.send(reply.text, files=_files(reply), view=view)
         else:  # the 15-minute token is (nearly) gone: post in the channel instead
             await interaction.channel.send(f"{interaction.user.mention} {reply.text}", files=_files(reply), view=view)
+
+    async def tell_admins(self, outcome: RunOutcome) -> None:
+        """A retraining run ended: each Discord admin gets its summary and before/after grid as a direct message."""
+        reply = await self.core.run_report(outcome)
+        for admin in self.core.admin_ids("discord"):
+            try:
+                user = await self.fetch_user(int(admin))
+                await user.send(reply.text, files=_files(reply))
+            except (discord.HTTPException, ValueError):
+                log.warning("could not tell admin discord:%s about run %s", admin, outcome.version, exc_info=True)
 
     async def on_tree_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         """Every failure gets a polite, private answer; the traceback goes to the log only."""
@@ -114,11 +137,56 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button], template=VOTE_ID):
             await interaction.response.edit_message(view=vote_view(result.buttons))
 
 
+class ActionButton(discord.ui.DynamicItem[discord.ui.Button], template=ACTION_ID):
+    """A review (rev:<item>:ok|no|tag) or tag card (tag:<item>:h|e:<colour>) button; the core says what it does."""
+
+    def __init__(self, custom_id: str, label: str, row: int | None = None):
+        style = {":ok": discord.ButtonStyle.success, ":no": discord.ButtonStyle.danger}.get(
+            custom_id[-3:], discord.ButtonStyle.primary if label.startswith("✓") else discord.ButtonStyle.secondary)
+        super().__init__(discord.ui.Button(label=label, custom_id=custom_id, style=style, row=row))
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
+                             match) -> "ActionButton":
+        return cls(item.custom_id, item.label or "")
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot: MoeBot = interaction.client  # type: ignore[assignment]
+        result = await bot.core.press(who_of(interaction), self.custom_id)
+        if result.reply is not None:  # a tag card: for the presser's eyes only
+            await interaction.response.send_message(result.reply.text, files=_files(result.reply),
+                                                    view=reply_view(result.reply), ephemeral=True)
+        elif result.text is not None or result.rows is not None:
+            edit = {"content": result.text} if result.text is not None else {}
+            if result.rows is not None:
+                edit["view"] = rows_view(result.rows) if result.rows else None
+            await interaction.response.edit_message(**edit)
+        else:
+            await interaction.response.send_message(result.notice, ephemeral=True)
+
+
 def vote_view(buttons: Buttons) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     for up, (label, _) in zip((True, False), buttons.labelled()):
         view.add_item(VoteButton(buttons.picture_id, up, label))
     return view
+
+
+def rows_view(rows: Rows, view: discord.ui.View | None = None, first_row: int = 0) -> discord.ui.View:
+    """Review or tag buttons, one Discord row per row (at most five rows in all)."""
+    view = view or discord.ui.View(timeout=None)
+    for i, row in enumerate(rows, first_row):
+        for label, custom_id in row:
+            view.add_item(ActionButton(custom_id, label, i))
+    return view
+
+
+def reply_view(reply: Reply) -> discord.ui.View:
+    """The reply's vote buttons, then its other rows; MISSING (no components) when it has none."""
+    if reply.buttons is None and not reply.actions:
+        return discord.utils.MISSING
+    view = vote_view(reply.buttons) if reply.buttons else None
+    return rows_view(reply.actions, view, 1 if view else 0)
 
 
 def who_of(interaction: discord.Interaction) -> Who:

@@ -92,8 +92,7 @@ class FakeDiscord:
         return {"id": str(discord.utils.time_snowflake(when) + next(self._ids) % 4096), "application_id": str(APP_ID),
                 "type": kind, "data": data, "token": f"tok{next(self._ids)}", "version": 1,
                 "channel_id": str(channel_id), "channel": {"id": str(channel_id), "type": 1},
-                "user": {"id": str(user_id), "username": f"user{user_id}", "discriminator": "0", "avatar": None,
-                         "global_name": f"User {user_id}"},
+                "user": user(user_id),
                 "locale": "en-US", "app_permissions": "0", "entitlements": [], "context": 1,
                 "attachment_size_limit": 10 * 2**20,
                 "authorizing_integration_owners": {"1": str(user_id)}}
@@ -112,6 +111,11 @@ class FakeDiscord:
             self._changed.notify_all()
         if path == "users/@me":
             return _json(BOT_USER)
+        if path == "users/@me/channels":  # open a direct-message channel with body["recipient_id"]
+            recipient = user(int(body["recipient_id"]))
+            return _json({"id": str(8000 + int(body["recipient_id"]) % 1000), "type": 1, "recipients": [recipient]})
+        if path.startswith("users/") and path.split("/")[1].isdigit():
+            return _json(user(int(path.split("/")[1])))
         if path == "oauth2/applications/@me":
             return _json({"id": str(APP_ID), "name": "moebot", "description": "", "icon": None,
                                       "bot_public": True, "bot_require_code_grant": False, "owner": BOT_USER,
@@ -137,6 +141,12 @@ class FakeDiscord:
                 "embeds": [], "mentions": [], "mention_roles": [], "pinned": False, "mention_everyone": False,
                 "tts": False, "timestamp": datetime.now(timezone.utc).isoformat(), "edited_timestamp": None,
                 "flags": 0, "components": body.get("components", [])}
+
+
+def user(user_id: int) -> dict:
+    """A Discord user object, as interactions and GET users/<id> carry it."""
+    return {"id": str(user_id), "username": f"user{user_id}", "discriminator": "0", "avatar": None,
+            "global_name": f"User {user_id}"}
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
