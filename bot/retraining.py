@@ -187,9 +187,10 @@ class Retrainer:
             promoted = await asyncio.to_thread(promote_file, self.data_dir, Path(verdict["candidate"]))
             await self._db(lambda conn: registry.set_state(conn, version, "active", why, promoted.weights))
         m, p = verdict["metrics"], verdict["parent_metrics"]
-        text = (f"Retraining run {version} {'promoted' if ok else 'rejected'}: {why}\n"
-                f"hair {p['hair_ratio']:.3f} → {m['hair_ratio']:.3f}, eye {p['eye_ratio']:.3f} → {m['eye_ratio']:.3f}, "
-                f"coverage {p['diversity_ratio']:.3f} → {m['diversity_ratio']:.3f}, FD {p['fd']:.2f} → {m['fd']:.2f}; "
+        change = ", ".join(f"{name} {p[k]:{f}} → {m[k]:{f}}" for name, k, f in (
+            ("hair", "hair_ratio", ".3f"), ("eye", "eye_ratio", ".3f"), ("coverage", "diversity_ratio", ".3f"),
+            ("FD", "fd", ".2f")))
+        text = (f"Retraining run {version} {'promoted' if ok else 'rejected'}: {why}\n{change}; "
                 f"{len(verdict['curated_ids'])} curated faces. Grid: before | after.")
         return RunOutcome(version, ok, why, text, grid)
 
