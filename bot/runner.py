@@ -107,11 +107,11 @@ async def _own_scheduler(running: contextlib.AsyncExitStack) -> AsyncIOScheduler
     return scheduler
 
 
-def make_core(cfg: Config, generator: DrawingService, store: Store) -> Core:
+def make_core(cfg: Config, generator: DrawingService, store: Store, retrainer: Retrainer | None = None) -> Core:
     return Core(store, generator, Limits(cfg.limits.user_cooldown_s, cfg.limits.chat_per_minute),
                 max_count=cfg.limits.max_count, display_size=cfg.generator.display_size,
                 morph_frames=cfg.generator.morph_frames, top_size=cfg.limits.top_size, admins=cfg.limits.admins,
-                uploads=cfg.uploads)
+                uploads=cfg.uploads, curation=cfg.curation, retrainer=retrainer)
 
 
 async def serve(cfg: Config, tokens: Mapping[str, str], *, web: bool = False, admin_token: str = "") -> None:
@@ -124,7 +124,8 @@ async def serve(cfg: Config, tokens: Mapping[str, str], *, web: bool = False, ad
             loop.add_signal_handler(sig, stop.set)
     async with contextlib.AsyncExitStack() as running:
         generator = make_service(cfg)
-        core = make_core(cfg, generator, store)
+        retrainer = make_retrainer(cfg)
+        core = make_core(cfg, generator, store, retrainer)
         running.push_async_callback(core.close)
         await running.enter_async_context(generator)
         if cfg.generator.metrics_port:
@@ -132,7 +133,6 @@ async def serve(cfg: Config, tokens: Mapping[str, str], *, web: bool = False, ad
             log.info("generator metrics on http://127.0.0.1:%d/metrics", cfg.generator.metrics_port)
         promotions = asyncio.create_task(follow_promotions(generator, cfg.storage.data_dir))
         running.callback(promotions.cancel)
-        retrainer = make_retrainer(cfg)
         running.push_async_callback(retrainer.close)
         if tokens["telegram"]:
             from bot import telegram_adapter
