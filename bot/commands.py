@@ -57,6 +57,13 @@ class Sketch:
 
 
 @dataclass(frozen=True)
+class Submit:
+    """Offer a picture's face(s) as training data; the upload travels beside the command, as for Sketch."""
+    hair: int | None = None  # None = read off the face by the evaluation classifier
+    eye: int | None = None
+
+
+@dataclass(frozen=True)
 class Top:
     period: Literal["day", "week", "all"] = "week"
 
@@ -102,8 +109,11 @@ class Rollback:
     version: str | None = None  # None = the one that served before the current one
 
 
-Command = Union[Waifu, Grid, Morph, Sketch, Top, Stats, Help, Colors, Review, Forget, Retrain, Models, Rollback]
+Command = Union[Waifu, Grid, Morph, Sketch, Submit, Top, Stats, Help, Colors, Review, Forget, Retrain, Models,
+                Rollback]
 DRAWING = (Waifu, Grid, Morph, Sketch)  # commands that use the generator, and so the limits and the queue
+SLOW = (*DRAWING, Submit)  # commands under the limits, answered after "thinking…" / "sending a photo…"
+WITH_UPLOAD = (Sketch, Submit)  # commands that come with a picture
 
 # name -> (usage, one-line description); the order is the order of /help and of the command menus.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -111,6 +121,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "grid": ("/grid hair|eye|all [hair] [eye] [seed]", "one face in every hair colour, eye colour or pair"),
     "morph": ("/morph [hair] [eye] [hair2] [eye2]", "an animated GIF morphing between two faces"),
     "sketch": ("/sketch [hair] [eye] [seed]", "paint your drawing as a face (send a picture with it)"),
+    "submit": ("/submit [hair] [eye]", "offer a picture's face as training data (send a picture with it)"),
     "top": ("/top [day|week|all]", "the best-voted pictures"),
     "stats": ("/stats", "pictures made, votes, dataset size, model version"),
     "colors": ("/colors", "every colour word I understand"),
@@ -138,6 +149,8 @@ def parse(text: str, max_count: int = 4) -> Command:
         return parse_morph(rest)
     if name == "sketch":
         return parse_sketch(rest)
+    if name == "submit":
+        return parse_submit(rest)
     if name == "top":
         return parse_top(rest)
     if name in ("stats", "help", "colors", "start", "review", "forget", "retrain", "models"):
@@ -178,6 +191,12 @@ def parse_sketch(args: str) -> Sketch:
     items, numbers = _items(args, numeric=("seed",))
     hair, eye = _assign(items, ["hair", "eye"])
     return Sketch(hair, eye, _seed(numbers.get("seed")))
+
+
+def parse_submit(args: str) -> Submit:
+    items, _ = _items(args, numeric=())
+    hair, eye = _assign(items, ["hair", "eye"])
+    return Submit(hair, eye)
 
 
 def parse_rollback(args: str) -> Rollback:

@@ -8,6 +8,7 @@ generator queue, storage and wording all live here, tested once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import re
@@ -21,16 +22,21 @@ from PIL import Image
 
 from bot import colors
 from bot.commands import (COMMANDS, DRAWING, MAX_SEED, Colors, Command, Forget, Grid, Help, Models, Morph, Retrain,
-                          Review, Rollback, Sketch, Stats, Top, Waifu)
+                          Review, Rollback, Sketch, Stats, Submit, Top, Waifu)
 from bot.curation import CurationRules
 from bot.limits import Limits
 from bot.store import Item, NewPicture, NewUpload, Store
 from generator.images import from_pil, gif_bytes, grid, png_bytes, side_by_side, to_pil, upscale
 from generator.sampler import sketch_tags
 from generator.service import DrawingService, GenerationFailed, QueueFull
-from generator.sketch_input import SketchRejected, UploadLimits, check_size, normalise_sketch
+from generator.face_crop import crop_faces
+from generator.models.tagger import Tagger
+from generator.sketch_input import (SketchRejected, UploadLimits, check_size, decode_upload, normalise_sketch,
+                                    suffix_of)
 from generator.sketch_input import Sketch as SketchInput
 from generator.tags import EYE_COLORS, HAIR_COLORS, N_EYE, N_HAIR
+from training.near_duplicates import FaceHashIndex, face_hash
+from training.tag_predictor import ColourGuess, TagGuess, complete_tags, load_tagger
 
 if TYPE_CHECKING:
     from bot.retraining import Retrainer, RunOutcome
@@ -98,6 +104,15 @@ SKETCH_HOWTO = {
            "colours go in the box next to Convert.",
 }
 SKETCH_TIPS = "Dark lines on light paper work best (light on dark is fine too); one face filling the picture."
+# A bare /submit: how to send a picture, per platform
+SUBMIT_HOWTO = {
+    "telegram": "Send me a picture as a photo (or an image file) with the caption /submit — add its colours if you "
+                "know them: /submit pink blue. Or reply /submit to a message that has a picture.",
+    "discord": "Attach the picture to /submit in the image option, and pick its colours if you know them.",
+    "web": "Submissions come through Telegram or Discord: send a picture there with /submit.",
+}
+SUBMIT_FACES = 4  # faces of one picture submitted at most
+SUBMIT_TIPS = "Anime faces facing the camera work best; I cut each face out and shrink it to 64x64."
 
 
 @dataclass(frozen=True)
@@ -183,6 +198,8 @@ class Core:
         self.curation = curation
         self.retrainer = retrainer  # None: /retrain, /models and /rollback say it is not set up
         self._rng = rng or random.SystemRandom()
+        self._tagger: Tagger | None = None  # the evaluation classifier, loaded by the first /submit
+        self._submitting = asyncio.Lock()  # one submission at a time is checked against the training set
 
     async def close(self) -> None:
         """Close the database; the generator service belongs to whoever started it."""
@@ -210,6 +227,8 @@ class Core:
         try:
             if isinstance(command, Sketch):
                 return await self._sketch(who, command, upload, on_queued)
+            if isinstance(command, Submit):
+                return await self._submission(who, command, upload)
             if isinstance(command, DRAWING):
                 return await self._draw(who, command, on_queued)
             if isinstance(command, Top):
@@ -423,6 +442,64 @@ class Core:
         base = dict(platform=who.platform, chat_id=who.chat_id, user_id=user, upload_id=upload_id)
         return await self._run(who, self._sketch_job(command, sketch, base), on_queued)
 
+    async def _submission(self, who: Who, command: Submit, upload: Upload | None) -> Reply:
+        """Cut the picture's faces out (the whole picture when none is found), leave out those the training set
+        has (same pixels, or a near-duplicate), tag the rest (colours given are kept, missing ones read by the
+        evaluation classifier) and queue each as a pending item, shown with vote buttons and a tag card."""
+        if upload is None:
+            return Reply(f"{SUBMIT_HOWTO.get(who.platform, SUBMIT_HOWTO['telegram'])}\n{SUBMIT_TIPS}", refusal=True)
+        refusal = self.limits.take(who.user_key, who.chat_key)
+        if refusal:
+            return Reply(refusal, refusal=True)
+        try:
+            if upload.size is not None:
+                check_size(upload.size, self.uploads)  # before downloading it
+            data = await upload.fetch()
+            picture, _ = await asyncio.to_thread(decode_upload, data, self.uploads)
+        except SketchRejected as e:
+            self.limits.give_back(who.user_key, who.chat_key)
+            return Reply(f"{e}\n{SUBMIT_TIPS}", refusal=True)
+        crops = await asyncio.to_thread(crop_faces, picture, SUBMIT_FACES)
+        user = await self.store.user(who.platform, who.user_id, who.user_name)
+        notes = [f"({crops.note.capitalize()}.)"] if crops.note else []
+        replies: list[Reply] = []
+        upload_id = None
+        async with self._submitting:
+            index = await asyncio.to_thread(FaceHashIndex.build, self.store.data_dir)
+            for n, crop in enumerate(crops.crops, 1):
+                which = f"Face {n}" if len(crops.crops) > 1 else "That face"
+                h = face_hash(crop.image)
+                if same := index.find(h):
+                    notes.append(f"{which} is already in the training set (item #{same[0].image_id}, or one very "
+                                 "like it), so I left it out.")
+                    continue
+                guess = await self._guess_tags(crop.image, command)
+                if upload_id is None:
+                    upload_id = await self.store.add_upload(data, suffix_of(picture.format or "?"),
+                                                            NewUpload(user, who.platform, who.chat_id, upload.filename))
+                shown = await asyncio.to_thread(lambda: png_bytes(upscale(crop.image, self.display_size)))
+                hair, eye = guess.hair.index, guess.eye.index
+                meta = NewPicture("submission", who.platform, who.chat_id, user, tags_text(hair, eye), "",
+                                  hair=hair, eye=eye, upload_id=upload_id)
+                added = await self.store.add_submission(crop.image, shown, meta, who.user_key, upload.filename)
+                if added is None:
+                    notes.append(f"{which} is already in the training set, so I left it out.")
+                    continue
+                index.add(added[0], h)
+                replies.append(Reply(submission_text(added[0], guess), [Attachment(f"submission-{added[0]}.png", shown)],
+                                     Buttons(added[1], 0, 0)))
+                replies.append(tag_card(await self.store.item(added[0])))
+        if not replies:
+            self.limits.give_back(who.user_key, who.chat_key)
+            return Reply("\n".join(notes), refusal=True)
+        first = replies[0]
+        return dataclasses.replace(first, text="\n".join([first.text, *notes]), more=tuple(replies[1:]))
+
+    async def _guess_tags(self, face: Image.Image, command: Submit) -> TagGuess:
+        if self._tagger is None:
+            self._tagger = await asyncio.to_thread(load_tagger)
+        return await asyncio.to_thread(complete_tags, self._tagger, face, command.hair, command.eye)
+
     async def _run(self, who: Who, job: Job, on_queued: OnQueued | None) -> Reply:
         """Draw a job whose limits were taken, store the picture and answer with it and its vote buttons."""
         try:
@@ -554,6 +631,22 @@ def help_text() -> str:
 
 def tags_text(hair: int | None, eye: int | None) -> str:
     return f"{HAIR_COLORS[hair]} hair, {EYE_COLORS[eye]} eyes" if hair is not None and eye is not None else "untagged"
+
+
+def submission_text(item_id: int, guess: TagGuess) -> str:
+    """The answer to one submitted face: its tags, what the classifier read and how sure it was."""
+    lines = [f"Submission #{item_id}: {tags_text(guess.hair.index, guess.eye.index)}."]
+    if guess.text():
+        readings = [f"{what}: {readings_text(g, names)}" for g, names, what in
+                    ((guess.hair, HAIR_COLORS, "hair"), (guess.eye, EYE_COLORS, "eyes")) if g.predicted]
+        lines.append(f"{guess.text()} — my readings: {'; '.join(readings)}.")
+    lines.append("It joins the training data when the votes say so (👍/👎) or an admin approves it; wrong colours "
+                 "can be fixed with the buttons of the next message.")
+    return "\n".join(lines)
+
+
+def readings_text(guess: ColourGuess, names: tuple[str, ...] | list[str]) -> str:
+    return ", ".join(f"{names[i]} {p:.2f}" for i, p in guess.top)
 
 
 def describe(item: Item) -> str:

@@ -16,7 +16,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.commands import DRAWING, Command
+from bot.commands import SLOW, Command
 from bot.config import DiscordConfig
 from bot.core import ACTION_ID, VOTE_ID, Buttons, Core, Reply, Rows, Upload, Who, vote_id
 from bot.discord_cogs import Drawing, Info
@@ -67,9 +67,9 @@ class MoeBot(commands.Bot):
         return True
 
     async def answer(self, interaction: discord.Interaction, command: Command, upload: Upload | None = None) -> None:
-        """Run ``command`` (with the picture of a /sketch) through the core and send its reply; drawing is
-        deferred with "thinking…"."""
-        if not isinstance(command, DRAWING):
+        """Run ``command`` (with the picture of a /sketch or /submit) through the core and send its reply and
+        further messages; drawing and submitting are deferred with "thinking…"."""
+        if not isinstance(command, SLOW):
             reply = await self.core.handle(who_of(interaction), command)
             await interaction.response.send_message(reply.text, files=_files(reply), view=reply_view(reply),
                                                     ephemeral=reply.refusal)
@@ -82,11 +82,13 @@ class MoeBot(commands.Bot):
         async def on_queued(position: int) -> None:
             await interaction.edit_original_response(content=f"⏳ You're number {position} in the queue…")
         reply = await self.core.handle(who_of(interaction), command, on_queued, upload)
-        view = reply_view(reply)
-        if datetime.now(timezone.utc) + TOKEN_MARGIN < interaction.expires_at or interaction.channel is None:
-            await interaction.followup.send(reply.text, files=_files(reply), view=view)
-        else:  # the 15-minute token is (nearly) gone: post in the channel instead
-            await interaction.channel.send(f"{interaction.user.mention} {reply.text}", files=_files(reply), view=view)
+        in_time = datetime.now(timezone.utc) + TOKEN_MARGIN < interaction.expires_at or interaction.channel is None
+        for i, part in enumerate((reply, *reply.more)):
+            if in_time:
+                await interaction.followup.send(part.text, files=_files(part), view=reply_view(part))
+            else:  # the 15-minute token is (nearly) gone: post in the channel instead
+                mention = f"{interaction.user.mention} " if i == 0 else ""
+                await interaction.channel.send(f"{mention}{part.text}", files=_files(part), view=reply_view(part))
 
     async def tell_admins(self, outcome: RunOutcome) -> None:
         """A retraining run ended: each Discord admin gets its summary and before/after grid as a direct message."""

@@ -289,10 +289,10 @@ class Store:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (image_id, picture_id, old, new, hair, eye, actor, reason[:500]))
 
     async def add_submission(self, face: Image.Image, shown: bytes, meta: NewPicture, actor: str,
-                             source_name: str) -> int | None:
+                             source_name: str) -> tuple[int, int] | None:
         """A face someone sent: kept under faces/ by pixel hash like imported ones, shown in chat as a
         'submission' picture (``shown``, which carries its votes), and pending as a training item with the
-        picture's tags; the item id, or None when the very same face is in the training set already."""
+        picture's tags; (item id, picture id), or None when the very same face is in the training set already."""
         sha = pixel_hash(face)
         async with self._transaction() as db:
             async with db.execute("SELECT 1 FROM images WHERE sha256 = ?", (sha,)) as cur:
@@ -302,9 +302,9 @@ class Store:
             picture_sha, picture_rel = await self._put("pictures", shown, ".png")
             cur = await db.execute(
                 "INSERT INTO pictures (sha256, path, kind, user_id, platform, chat_id, hair, eye, count, tags, "
-                "model_version) VALUES (?, ?, 'submission', ?, ?, ?, ?, ?, 1, ?, ?)",
+                "model_version, upload_id) VALUES (?, ?, 'submission', ?, ?, ?, ?, ?, 1, ?, ?, ?)",
                 (picture_sha, picture_rel, meta.user_id, meta.platform, meta.chat_id, meta.hair, meta.eye, meta.tags,
-                 meta.model_version))
+                 meta.model_version, meta.upload_id))
             picture_id = cur.lastrowid
             cur = await db.execute(
                 "INSERT INTO images (sha256, path, hair, eye, source, source_name, status, picture_id, user_id) "
@@ -312,7 +312,7 @@ class Store:
                 (sha, rel, meta.hair, meta.eye, f"submit:{meta.platform}", source_name[:200], picture_id,
                  meta.user_id))
             await self._log(cur.lastrowid, picture_id, None, "pending", meta.hair, meta.eye, actor, "submitted")
-        return cur.lastrowid
+        return cur.lastrowid, picture_id
 
     async def item(self, image_id: int) -> Item | None:
         """A training item from chat by id (imported faces are not items: admins curate only what chat sent)."""

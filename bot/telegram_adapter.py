@@ -22,7 +22,7 @@ from telegram.error import TelegramError
 from telegram.ext import (Application, CallbackQueryHandler, CommandHandler, ContextTypes,
                           MessageHandler, filters)
 
-from bot.commands import COMMANDS, DRAWING, CommandError, Sketch, parse
+from bot.commands import COMMANDS, SLOW, WITH_UPLOAD, CommandError, parse
 from bot.config import TelegramConfig
 from bot.core import ACTION_ID, VOTE_ID, Buttons, Core, Reply, Rows, Upload, Who
 from generator.sketch_input import SketchRejected
@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CAPTION_LIMIT = 1024  # Telegram's limit for photo captions
-SKETCH_CAPTION = re.compile(r"^/sketch(@\w+)?(\s|$)", re.IGNORECASE)  # a picture sent with /sketch as caption
+# a picture sent with /sketch or /submit as its caption
+UPLOAD_CAPTION = re.compile(r"^/(?:sketch|submit)(@\w+)?(\s|$)", re.IGNORECASE)
 
 
 def build_application(core: Core, cfg: TelegramConfig, token: str) -> Application:
@@ -45,7 +46,7 @@ def build_application(core: Core, cfg: TelegramConfig, token: str) -> Applicatio
     for name in (*COMMANDS, "start"):
         app.add_handler(CommandHandler(name, adapter.on_command))
     # /sketch as the caption of a photo or file (CommandHandler reads only a message's text)
-    app.add_handler(MessageHandler(filters.CaptionRegex(SKETCH_CAPTION) & (filters.PHOTO | filters.Document.ALL),
+    app.add_handler(MessageHandler(filters.CaptionRegex(UPLOAD_CAPTION) & (filters.PHOTO | filters.Document.ALL),
                                    adapter.on_command))
     # in a private chat an unknown /command gets "I don't know…"; in groups it may be another bot's
     app.add_handler(MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, adapter.on_command))
@@ -96,7 +97,7 @@ class TelegramAdapter:
         text = message and (message.text or message.caption)
         if message is None or user is None or chat is None or not text:
             return
-        addressed = (m := SKETCH_CAPTION.match(text)) and m.group(1)
+        addressed = (m := UPLOAD_CAPTION.match(text)) and m.group(1)
         if addressed and addressed[1:].lower() != context.bot.username.lower():
             return  # a caption addressed to another bot
         who = Who("telegram", str(user.id), user.full_name, str(chat.id))
@@ -105,13 +106,13 @@ class TelegramAdapter:
         except CommandError as e:
             await message.reply_text(str(e))
             return
-        if not isinstance(command, DRAWING):
+        if not isinstance(command, SLOW):
             await self._send(message, await self.core.handle(who, command))
             return
 
         async def on_queued(position: int) -> None:
             await message.reply_text(f"⏳ You're number {position} in the queue — your picture is coming.")
-        upload = _upload(message) if isinstance(command, Sketch) else None
+        upload = _upload(message) if isinstance(command, WITH_UPLOAD) else None
         async with _uploading(message):
             reply = await self.core.handle(who, command, on_queued, upload)
         await self._send(message, reply)

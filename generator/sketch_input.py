@@ -71,7 +71,7 @@ class Sketch:
     @property
     def suffix(self) -> str:
         """The file suffix that the upload's format goes by, for storing the original bytes."""
-        return {"JPEG": ".jpg", "TIFF": ".tif"}.get(self.format, f".{self.format.lower()}")
+        return suffix_of(self.format)
 
     def notes(self) -> list[str]:
         """What the user should know about how their upload was read."""
@@ -87,9 +87,14 @@ class Sketch:
         return Image.fromarray(np.round((self.pixels - INK) / (PAPER - INK) * 255).astype(np.uint8), "L")
 
 
+def suffix_of(fmt: str) -> str:
+    """The file suffix a format (as Pillow names it, e.g. 'JPEG') goes by."""
+    return {"JPEG": ".jpg", "TIFF": ".tif"}.get(fmt, f".{fmt.lower()}")
+
+
 def normalise_sketch(data: bytes, limits: UploadLimits = UploadLimits()) -> Sketch:
     """The upload ``data`` as a 64x64 sketch; SketchRejected with the reason a person can act on."""
-    img, animated = _decode(data, limits)
+    img, animated = decode_upload(data, limits, draft="L")
     grey = _flatten_alpha(img)
     grey = _resize(grey, WORK_SIDE / max(grey.shape))
     inverted = _light_on_dark(grey)
@@ -110,8 +115,10 @@ def check_size(n_bytes: int, limits: UploadLimits) -> None:
         raise SketchRejected(f"That file is {_mb(n_bytes)}; I take files up to {_mb(limits.max_bytes)}.")
 
 
-def _decode(data: bytes, limits: UploadLimits) -> tuple[Image.Image, bool]:
-    """Open and fully decode the first frame, upright; every way it can fail is a SketchRejected."""
+def decode_upload(data: bytes, limits: UploadLimits, draft: str | None = None) -> tuple[Image.Image, bool]:
+    """Open and fully decode the first frame of an uploaded picture, upright, and whether it was animated;
+    every way it can fail is a SketchRejected (sketches and /submit share these checks). ``draft="L"`` lets a
+    JPEG decode grey at a reduced scale, which is all a sketch needs."""
     check_size(len(data), limits)
     limit = f"I take up to {limits.max_pixels / 1e6:g} megapixels."
     with warnings.catch_warnings():
@@ -120,7 +127,7 @@ def _decode(data: bytes, limits: UploadLimits) -> tuple[Image.Image, bool]:
             img = Image.open(io.BytesIO(data))  # reads the header only
         except UnidentifiedImageError:
             raise SketchRejected("That file is not a picture I can read; send a PNG, JPEG, GIF, WebP or BMP "
-                                 "image of your drawing.") from None
+                                 "image.") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise SketchRejected(f"That image has too many pixels to open safely; {limit}") from None
         except (OSError, SyntaxError, ValueError):
@@ -128,11 +135,12 @@ def _decode(data: bytes, limits: UploadLimits) -> tuple[Image.Image, bool]:
         if img.width * img.height > limits.max_pixels:
             raise SketchRejected(f"That image is {img.width}x{img.height} pixels, too many to open safely; {limit}")
         if min(img.size) < MIN_SIDE:
-            raise SketchRejected(f"That image is only {img.width}x{img.height} pixels; send a drawing at least "
+            raise SketchRejected(f"That image is only {img.width}x{img.height} pixels; send a picture at least "
                                  f"{MIN_SIDE}x{MIN_SIDE}.")
         fmt, animated = img.format or "?", getattr(img, "n_frames", 1) > 1
         try:
-            img.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG: decode grey at a reduced scale (DCT), much faster
+            if draft:
+                img.draft(draft, (WORK_SIDE, WORK_SIDE))  # JPEG: decode at a reduced scale (DCT), much faster
             img = ImageOps.exif_transpose(img)  # decodes, then turns a phone photo upright
         except (OSError, SyntaxError, EOFError, ValueError, IndexError, Image.DecompressionBombWarning):
             raise SketchRejected(DAMAGED) from None

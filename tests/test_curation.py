@@ -47,12 +47,13 @@ async def vote_all(core, picture_id: int, voters, up: bool = True):
     return [await core.vote(v, f"vote:{picture_id}:{'up' if up else 'down'}") for v in voters]
 
 
-async def submit(core, who: Who, face: Image.Image, hair: str, eye: str) -> int:
-    """A pending submission, as /submit leaves it."""
+async def submit(core, who: Who, face: Image.Image, hair: str, eye: str) -> int | None:
+    """A pending submission, as /submit leaves it; its item id."""
     user = await core.store.user(who.platform, who.user_id, who.user_name)
     meta = NewPicture("submission", who.platform, who.chat_id, user, f"{hair} hair, {eye} eyes", "submitted",
                       hair=hair_index(hair), eye=eye_index(eye))
-    return await core.store.add_submission(face, png_bytes(face), meta, who.user_key, "face.png")
+    added = await core.store.add_submission(face, png_bytes(face), meta, who.user_key, "face.png")
+    return added and added[0]
 
 
 def test_votes_curate_or_reject_generated_faces_once(tmp_path):

@@ -1,4 +1,4 @@
-"""Curation on Discord end to end: /review's persistent buttons, the private tag card, /forget."""
+"""Curation on Discord end to end: /submit, /review's persistent buttons, the private tag card, /forget."""
 
 import asyncio
 import sqlite3
@@ -7,7 +7,10 @@ from bot.core import Who
 from conftest import draw_face
 from fakes.discord_server import APP_ID, buttons_of
 from test_curation import submit
-from test_discord_bot import EPHEMERAL, MESSAGE, UPDATE, callback_of, running_bot, server, stopped  # noqa: F401
+from test_discord_bot import server  # noqa: F401  (the fixture)
+from test_discord_bot import DEFERRED, EPHEMERAL, MESSAGE, UPDATE, callback_of, running_bot, stopped
+from test_sketch_input import encoded
+from test_submit import illustration  # noqa: F401
 
 ADMIN = 99
 
@@ -69,6 +72,25 @@ def test_review_buttons_tag_card_and_forget(tmp_path, server):  # noqa: F811
             answer = (await server.wait_for("POST", callback_of(server, forget)))[0]
             assert answer.json["data"]["content"].splitlines()[:2] == ["Done — I deleted:", "• 1 submission"]
             assert db.execute("SELECT COUNT(*) FROM images").fetchone() == (0,)
+            await stopped(bot)
+        finally:
+            await server.stop()
+    asyncio.run(asyncio.wait_for(go(), 60))
+
+
+def test_submit_answers_with_the_face_and_its_tag_card(tmp_path, server, illustration):  # noqa: F811
+    async def go():
+        await server.start()
+        try:
+            bot = await running_bot(server, tmp_path)
+            slash = server.slash("submit", {"hair": 7}, user_id=1, files={"image": ("art.png", encoded(illustration))})
+            bot._connection.parse_interaction_create(slash)
+            deferred = (await server.wait_for("POST", callback_of(server, slash)))[0]
+            assert deferred.json["type"] == DEFERRED
+            face, card = await server.wait_for("POST", f"webhooks/{APP_ID}/{slash['token']}", count=2)
+            assert face.json["content"].startswith("Submission #1: pink hair, ")
+            assert [label for label, _ in buttons_of(face)] == ["👍 0", "👎 0"]
+            assert card.json["content"].startswith("Tags of item #1: pink hair") and len(buttons_of(card)) == 22
             await stopped(bot)
         finally:
             await server.stop()
