@@ -73,6 +73,7 @@ class GalleryItem:
     created_at: str
     up: int
     down: int
+    state: str | None  # its training item's status, or None when it is not training data
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class GalleryFilter:
     votes: str = ""  # "up" (has a 👍), "down" (has a 👎), "none" (no votes yet)
     platform: str = ""
     kind: str = ""
+    state: str = ""  # its training item's status: "pending", "curated", "rejected"; "none": not training data
 
 
 VOTE_FILTERS = {"up": "EXISTS (SELECT 1 FROM votes WHERE picture_id = p.id AND value = 1)",
@@ -323,9 +325,25 @@ class Store:
         """Items waiting for a decision, oldest first."""
         return await self._items("i.status = 'pending'", (), limit)
 
-    async def _items(self, where: str, params: tuple, limit: int) -> list[Item]:
-        async with self._db.execute(f"SELECT {ITEM_COLUMNS} FROM images i WHERE {where} ORDER BY i.id LIMIT ?",
-                                    (*params, limit)) as cur:
+    async def queue(self, status: str, page: int, per_page: int) -> tuple[list[Item], int]:
+        """One page of the chat's training items in ``status`` (pending, curated or rejected), oldest first,
+        and how many are in it."""
+        async with self._db.execute("SELECT COUNT(*) FROM images WHERE status = ? AND picture_id IS NOT NULL",
+                                    (status,)) as cur:
+            (total,) = await cur.fetchone()
+        items = await self._items("i.status = ? AND i.picture_id IS NOT NULL", (status,), per_page,
+                                  (page - 1) * per_page)
+        return items, total
+
+    async def queue_sizes(self) -> dict[str, int]:
+        """How many of the chat's training items are in each status."""
+        async with self._db.execute("SELECT status, COUNT(*) FROM images WHERE picture_id IS NOT NULL "
+                                    "GROUP BY status") as cur:
+            return dict(await cur.fetchall())
+
+    async def _items(self, where: str, params: tuple, limit: int, offset: int = 0) -> list[Item]:
+        async with self._db.execute(f"SELECT {ITEM_COLUMNS} FROM images i WHERE {where} ORDER BY i.id LIMIT ? "
+                                    "OFFSET ?", (*params, limit, offset)) as cur:
             rows = await cur.fetchall()
         return [Item(r[0], self.data_dir / r[1], *r[2:]) for r in rows]
 
@@ -445,13 +463,19 @@ class Store:
                 params.append(getattr(where, column))
         if where.votes:
             clauses.append(VOTE_FILTERS[where.votes])
+        if where.state == "none":
+            clauses.append("NOT EXISTS (SELECT 1 FROM images WHERE picture_id = p.id)")
+        elif where.state:
+            clauses.append("EXISTS (SELECT 1 FROM images WHERE picture_id = p.id AND status = ?)")
+            params.append(where.state)
         sql_where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         async with self._db.execute(f"SELECT COUNT(*) FROM pictures p {sql_where}", params) as cur:
             (total,) = await cur.fetchone()
         async with self._db.execute(
                 "SELECT p.id, p.kind, p.tags, p.platform, p.model_version, p.created_at, "
                 "(SELECT COUNT(*) FROM votes WHERE picture_id = p.id AND value = 1), "
-                "(SELECT COUNT(*) FROM votes WHERE picture_id = p.id AND value = -1) "
+                "(SELECT COUNT(*) FROM votes WHERE picture_id = p.id AND value = -1), "
+                "(SELECT status FROM images WHERE picture_id = p.id) "
                 f"FROM pictures p {sql_where} ORDER BY p.id DESC LIMIT ? OFFSET ?",
                 (*params, per_page, (page - 1) * per_page)) as cur:
             rows = await cur.fetchall()

@@ -21,11 +21,15 @@ import pytest
 from PIL import Image, ImageDraw
 from playwright.sync_api import expect, sync_playwright
 
+from bot.commands import parse
 from bot.config import WebConfig
+from bot.store import NewPicture
 from bot.web import server
+from bot.web.adapter import LOCAL
 from fakes.bot_parts import closed, make_core, tiny_weights
 from generator.active_model import read_active
-from generator.weights import BUNDLED_GENERATOR
+from generator.images import png_bytes, to_pil
+from generator.weights import BUNDLED_GENERATOR, read_metadata, weights_version
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -297,7 +301,8 @@ def test_an_uploaded_sketch_obeys_the_chat_upload_rules(served, page, tmp_path, 
 
 
 def test_the_gallery_lists_pictures_and_its_filters_narrow_them(served, page):
-    served.call(draw(served, "/waifu blonde red"))
+    voted = served.call(draw(served, "/waifu blonde red"))
+    served.call(served.core.vote(LOCAL, f"vote:{voted}:up"))
     served.call(draw(served, "/waifu black yellow"))
     page.goto(served.url + "dashboard")
     cards = page.locator(".card")
@@ -316,12 +321,58 @@ def test_the_gallery_lists_pictures_and_its_filters_narrow_them(served, page):
     page.fill("input[name=tags]", "")
     page.select_option("select[name=votes]", "none")
     page.click("#filters button[type=submit]")
-    page.wait_for_function("() => !document.getElementById('total').textContent.startsWith(String(%d))" % total)
-    assert all("👍 0 👎 0" in t for t in cards.all_inner_texts())
+    unvoted = sqlite3.connect(served.db).execute(
+        "SELECT COUNT(*) FROM pictures WHERE id NOT IN (SELECT picture_id FROM votes)").fetchone()[0]
+    expect(page.locator("#total")).to_have_text(f"{unvoted} pictures")
+    assert unvoted < total and all("👍 0 👎 0" in t for t in cards.all_inner_texts())
     page.select_option("select[name=votes]", "")
     page.select_option("select[name=platform]", "web")
     page.click("#filters button[type=submit]")
     page.wait_for_function("n => document.getElementById('total').textContent === `${n} pictures`", arg=total)
+
+
+def test_curation_approve_moves_a_pending_item_to_curated_and_retag_changes_its_tags(served, page):
+    """A submission waits in the pending queue; the dashboard approves one, rejects one, re-tags one."""
+    store = served.core.store
+
+    async def submit_two() -> list[int]:
+        user = await store.user("telegram", "77", "ann")
+        drawn = await served.core.generator.faces([7, 7], [9, 9], [11, 12])  # faces as a user might send them
+        for face in (to_pil(image) for image in drawn.images):
+            meta = NewPicture("submission", "telegram", "c", user, "pink hair, blue eyes", "submitted", hair=7, eye=9)
+            await store.add_submission(face, png_bytes(face), meta, "telegram:77", "face.png")
+        return [item.id for item in (await store.queue("pending", 1, 10))[0]]
+    first, second = served.call(submit_two())
+    page.goto(served.url + "dashboard#curation")
+    card = page.locator(f".card[data-item='{first}']")
+    card.wait_for()
+    wait_loaded(page, card.locator("img"))
+    expect(page.locator("[data-queue='pending'] span")).to_have_text("(2)")
+    page.screenshot(path=DOCS / "dashboard-curation.png")
+    card.locator("button[data-action='approve']").click()
+    expect(card).to_have_count(0)  # gone from the pending queue
+    expect(page.locator("[data-queue='curated'] span")).to_have_text("(1)")
+    page.click("[data-queue='curated']")
+    curated = page.locator(f".card[data-item='{first}']")
+    expect(curated).to_contain_text("pink hair, blue eyes")
+    assert curated.locator("button[data-action='approve']").count() == 0  # decided: only re-tag is left
+    curated.locator("select[aria-label='hair']").select_option(label="blonde hair")
+    curated.locator("button[data-action='retag']").click()
+    expect(page.locator(f".card[data-item='{first}'] .tags")).to_have_text("blonde hair, blue eyes")
+    page.click("[data-queue='pending']")
+    page.locator(f".card[data-item='{second}'] button[data-action='reject']").click()
+    expect(page.locator("[data-queue='rejected'] span")).to_have_text("(1)")
+    log = sqlite3.connect(served.db).execute(
+        "SELECT image_id, new_status, hair, actor, reason FROM curation_log WHERE actor = 'web:dashboard' ORDER BY id")
+    assert log.fetchall() == [(first, "curated", 7, "web:dashboard", "approved in the dashboard"),
+                              (first, "curated", 11, "web:dashboard", "re-tagged"),
+                              (second, "rejected", 7, "web:dashboard", "rejected in the dashboard")]
+    assert served.request(f"/api/queue/{first}", {"action": "reject"}, {"X-CSRF-Token": served.csrf})[0] == 409
+    page.goto(served.url + "dashboard#gallery")  # the gallery's state filter sees the same decisions
+    page.select_option("select[name=state]", "curated")
+    page.click("#filters button[type=submit]")
+    expect(page.locator("#total")).to_have_text("1 pictures")
+    expect(page.locator("#pictures .card .meta").first).to_contain_text("submission · telegram · curated")
 
 
 def count_tagged(served, hair: str) -> int:
@@ -329,11 +380,11 @@ def count_tagged(served, hair: str) -> int:
                                               (f"{hair} hair%",)).fetchone()[0]
 
 
-async def draw(served, text: str) -> None:
-    from bot.commands import parse
-    from bot.web.adapter import LOCAL
+async def draw(served, text: str) -> int:
+    """Draw as the playground's user would; the picture's id."""
     reply = await served.core.handle(LOCAL, parse(text))
     assert reply.files, reply.text
+    return reply.buttons.picture_id
 
 
 def make_run(runs_dir: Path, name: str, version: str) -> Path:
@@ -373,8 +424,9 @@ def test_runs_show_curves_and_grids_and_models_promote_and_roll_back(served, pag
     assert read_active(served.core.store.data_dir).version == "small-v1"
     page.screenshot(path=DOCS / "dashboard-models.png")
     page.locator("#versions button[data-model='bundled']").click()  # roll back
-    page.locator("#versions tr.active", has_text="6250").wait_for()  # a kept copy of the bundled file, by hash
-    assert read_active(served.core.store.data_dir).weights.read_bytes() == BUNDLED_GENERATOR.read_bytes()
+    bundled = weights_version(BUNDLED_GENERATOR, read_metadata(BUNDLED_GENERATOR))
+    page.locator("#versions tr.active", has_text=bundled).wait_for()  # a kept copy of the bundled file
+    assert read_active(served.core.store.data_dir).version == bundled
 
 
 def test_the_generator_page_shows_live_metrics(served, page):

@@ -16,9 +16,10 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.core import Core
-from bot.store import VOTE_FILTERS, GalleryFilter
+from bot.core import Core, tags_text
+from bot.store import VOTE_FILTERS, GalleryFilter, Item
 from bot.web.adapter import CORE, json_body
+from generator.tags import EYE_COLORS, HAIR_COLORS
 from generator.active_model import models_dir, promote_file, read_active
 from generator.weights import BUNDLED_GENERATOR, read_metadata, weights_version
 
@@ -27,26 +28,42 @@ RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 RUN_FILE = re.compile(r"^(loss\.png|fakes\d{6}\.png)$")
 MODEL_ID = re.compile(r"^([0-9a-f]{12}|bundled)$")
 RUNS = web.AppKey("runs", Path)
+QUEUES = ("pending", "curated", "rejected")  # the training items' states an admin sees and changes
+DASHBOARD = "web:dashboard"  # who the curation log names for changes made here
 FACE_ARCHS = ("acgan", "seed-acgan")  # what the face generator service can serve (a sketch model cannot)
 
 
-async def gallery(request: web.Request) -> web.Response:
-    """``?tags=pink&votes=up&platform=web&kind=face&page=2`` → one page of pictures with their votes."""
-    q = request.query
-    votes = q.get("votes", "")
-    if votes and votes not in VOTE_FILTERS:
-        raise web.HTTPBadRequest(text=f"votes must be one of {', '.join(VOTE_FILTERS)}")
+def one_of(request: web.Request, key: str, allowed: tuple[str, ...] | dict) -> str:
+    """A query value from a fixed set ('' when absent)."""
+    value = request.query.get(key, "")
+    if value and value not in allowed:
+        raise web.HTTPBadRequest(text=f"{key} must be one of {', '.join(allowed)}")
+    return value
+
+
+def page_count(total: int) -> int:
+    return max(1, -(-total // PER_PAGE))
+
+
+def page_number(request: web.Request) -> int:
     try:
-        page = max(1, int(q.get("page", "1")))
+        return max(1, int(request.query.get("page", "1")))
     except ValueError:
         raise web.HTTPBadRequest(text="page must be a number") from None
-    where = GalleryFilter(q.get("tags", "")[:100], votes, q.get("platform", "")[:20], q.get("kind", "")[:20])
+
+
+async def gallery(request: web.Request) -> web.Response:
+    """``?tags=pink&votes=up&state=curated&platform=web&kind=face&page=2`` → one page of pictures, their votes
+    and their training state."""
+    q, page = request.query, page_number(request)
+    where = GalleryFilter(q.get("tags", "")[:100], one_of(request, "votes", VOTE_FILTERS), q.get("platform", "")[:20],
+                          q.get("kind", "")[:20], one_of(request, "state", (*QUEUES, "none")))
     store = request.app[CORE].store
     items, total = await store.gallery(where, page, PER_PAGE)
     platforms, kinds = await store.platforms_and_kinds()
     return web.json_response({
         "items": [{**item.__dict__, "url": f"/pictures/{item.id}"} for item in items],
-        "page": page, "pages": max(1, -(-total // PER_PAGE)), "total": total,
+        "page": page, "pages": page_count(total), "total": total,
         "platforms": platforms, "kinds": kinds})
 
 
@@ -55,6 +72,56 @@ async def picture(request: web.Request) -> web.FileResponse:
     if path is None or not path.is_file():
         raise web.HTTPNotFound(text="no such picture")
     return web.FileResponse(path, headers={"Cache-Control": "private, max-age=86400"})
+
+
+def item_json(item: Item) -> dict[str, Any]:
+    return {"id": item.id, "tags": tags_text(item.hair, item.eye), "hair": item.hair, "eye": item.eye,
+            "status": item.status, "source": item.source, "picture": item.picture_id, "up": item.up,
+            "down": item.down, "url": f"/items/{item.id}"}
+
+
+async def queue(request: web.Request) -> web.Response:
+    """``?status=pending&page=1`` → one page of the chat's training items in that queue, oldest first."""
+    status, page = one_of(request, "status", QUEUES) or "pending", page_number(request)
+    store = request.app[CORE].store
+    items, total = await store.queue(status, page, PER_PAGE)
+    sizes = await store.queue_sizes()
+    return web.json_response({"items": [item_json(i) for i in items], "status": status, "page": page,
+                              "pages": page_count(total), "total": total,
+                              "sizes": {q: sizes.get(q, 0) for q in QUEUES},
+                              "hair_colors": HAIR_COLORS, "eye_colors": EYE_COLORS})
+
+
+async def item_face(request: web.Request) -> web.FileResponse:
+    item = await request.app[CORE].store.item(int(request.match_info["id"]))
+    if item is None or not item.path.is_file():
+        raise web.HTTPNotFound(text="no such item")
+    return web.FileResponse(item.path, headers={"Cache-Control": "no-cache"})
+
+
+async def curate(request: web.Request) -> web.Response:
+    """``{"action": "approve" | "reject"}`` decides a pending item; ``{"action": "retag", "hair": 7, "eye": 9}``
+    re-tags any item. Logged in the curation log as done in the dashboard, like an admin's /review."""
+    store, image_id = request.app[CORE].store, int(request.match_info["id"])
+    body = await json_body(request)
+    action = body.get("action")
+    if action in ("approve", "reject"):
+        status, verb = ("curated", "approved") if action == "approve" else ("rejected", "rejected")
+        before = await store.decide_item(image_id, status, DASHBOARD, f"{verb} in the dashboard")
+        if before is None:
+            raise web.HTTPNotFound(text=f"Item #{image_id} no longer exists.")
+        if before != "pending":
+            raise web.HTTPConflict(text=f"Item #{image_id} is already {before}.")
+    elif action == "retag":
+        hair, eye = body.get("hair"), body.get("eye")
+        if not (isinstance(hair, int) and 0 <= hair < len(HAIR_COLORS) and isinstance(eye, int)
+                and 0 <= eye < len(EYE_COLORS)):
+            raise web.HTTPBadRequest(text="hair and eye must be colour indices")
+        if not await store.retag(image_id, DASHBOARD, hair=hair, eye=eye):
+            raise web.HTTPNotFound(text=f"Item #{image_id} no longer exists.")
+    else:
+        raise web.HTTPBadRequest(text="action must be approve, reject or retag")
+    return web.json_response(item_json(await store.item(image_id)))
 
 
 def run_folders(runs_dir: Path) -> dict[str, Path]:
@@ -167,6 +234,9 @@ def add_routes(app: web.Application, runs_dir: Path) -> None:
     app[RUNS] = runs_dir
     app.router.add_get("/api/gallery", gallery)
     app.router.add_get(r"/pictures/{id:\d{1,18}}", picture)
+    app.router.add_get("/api/queue", queue)
+    app.router.add_get(r"/items/{id:\d{1,18}}", item_face)
+    app.router.add_post(r"/api/queue/{id:\d{1,18}}", curate)
     app.router.add_get("/api/runs", runs)
     app.router.add_get("/runs/{run}/{file}", run_file)
     app.router.add_get("/api/models", models)

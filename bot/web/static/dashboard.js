@@ -19,6 +19,17 @@ function table(node, head, rows) {
   }
 }
 
+// A pager under a list: "page N of M", its buttons step and reload.
+function pager(id, data, go) {
+  const box = document.getElementById(id);
+  box.querySelector("span").textContent = `page ${data.page} of ${data.pages}`;
+  for (const button of box.querySelectorAll("button")) {
+    const to = data.page + Number(button.dataset.step);
+    button.disabled = to < 1 || to > data.pages;
+    button.onclick = () => go(to);
+  }
+}
+
 // --- gallery ---
 const filters = document.getElementById("filters");
 let page = 1;
@@ -46,18 +57,81 @@ async function loadGallery() {
     img.alt = p.tags;
     img.loading = "lazy";
     card.append(img, el("div", p.tags, "tags"),
-                el("div", `👍 ${p.up} 👎 ${p.down} · ${p.kind} · ${p.platform}`, "meta"),
+                el("div", `👍 ${p.up} 👎 ${p.down} · ${p.kind} · ${p.platform}${p.state ? ` · ${p.state}` : ""}`, "meta"),
                 el("div", `#${p.id} · ${p.model_version} · ${p.created_at.slice(0, 16).replace("T", " ")}`, "meta"));
     cards.appendChild(card);
   }
   document.getElementById("total").textContent = `${data.total} pictures`;
-  document.getElementById("page").textContent = `page ${data.page} of ${data.pages}`;
-  document.getElementById("prev").disabled = data.page <= 1;
-  document.getElementById("next").disabled = data.page >= data.pages;
+  pager("gallery-pager", data, (to) => { page = to; loadGallery(); });
 }
 filters.addEventListener("submit", (event) => { event.preventDefault(); page = 1; loadGallery(); });
-document.getElementById("prev").addEventListener("click", () => { page -= 1; loadGallery(); });
-document.getElementById("next").addEventListener("click", () => { page += 1; loadGallery(); });
+
+// --- curation: the pending, curated and rejected queues; approve / reject / re-tag ---
+let queue = "pending";
+let queuePage = 1;
+
+function colourSelect(names, chosen, label) {
+  const select = el("select");
+  select.setAttribute("aria-label", label);
+  names.forEach((name, i) => select.add(new Option(`${name} ${label}`, i)));
+  select.value = chosen ?? 0;
+  return select;
+}
+
+async function curate(id, body) {
+  const notice = document.getElementById("curation-notice");
+  try {
+    const item = await (await checked(await post(`/api/queue/${id}`, body))).json();
+    notice.textContent = `Item #${item.id}: ${item.tags}, ${item.status}.`;
+  } catch (error) {
+    notice.textContent = error.message;
+  }
+  loadCuration();
+}
+
+function itemCard(item, data) {
+  const card = el("figure", null, "card");
+  card.dataset.item = item.id;
+  const img = el("img");
+  img.src = item.url;
+  img.alt = item.tags;
+  card.append(img, el("div", item.tags, "tags"),
+              el("div", `#${item.id} · 👍 ${item.up} 👎 ${item.down} · from ${item.source}`, "meta"));
+  const tools = el("div", null, "tools");
+  if (item.status === "pending") {
+    for (const [label, action] of [["✅ approve", "approve"], ["❌ reject", "reject"]]) {
+      const button = el("button", label);
+      button.type = "button";
+      button.dataset.action = action;
+      button.addEventListener("click", () => curate(item.id, {action}));
+      tools.appendChild(button);
+    }
+  }
+  const hair = colourSelect(data.hair_colors, item.hair, "hair");
+  const eye = colourSelect(data.eye_colors, item.eye, "eyes");
+  const retag = el("button", "🏷 re-tag");
+  retag.type = "button";
+  retag.dataset.action = "retag";
+  retag.addEventListener("click", () => curate(item.id, {action: "retag", hair: Number(hair.value), eye: Number(eye.value)}));
+  tools.append(hair, eye, retag);
+  card.appendChild(tools);
+  return card;
+}
+
+async function loadCuration() {
+  const data = await getJSON(`/api/queue?status=${queue}&page=${queuePage}`);
+  for (const button of document.querySelectorAll("[data-queue]")) {
+    button.setAttribute("aria-selected", String(button.dataset.queue === queue));
+    button.querySelector("span").textContent = `(${data.sizes[button.dataset.queue]})`;
+  }
+  const items = document.getElementById("items");
+  items.replaceChildren(...data.items.map((item) => itemCard(item, data)));
+  if (!data.items.length) items.appendChild(el("p", `Nothing is ${queue}.`));
+  pager("curation-pager", data, (to) => { queuePage = to; loadCuration(); });
+}
+for (const button of document.querySelectorAll("[data-queue]")) {
+  button.addEventListener("click", () => { queue = button.dataset.queue; queuePage = 1; loadCuration(); });
+}
 
 // --- training runs: loss curve and the sample grids over time, on a slider ---
 function runCard(run) {
@@ -159,7 +233,8 @@ async function loadGenerator() {
 }
 
 // --- tabs ---
-const loaders = {gallery: loadGallery, runs: loadRuns, models: loadModels, generator: loadGenerator};
+const loaders = {gallery: loadGallery, curation: loadCuration, runs: loadRuns, models: loadModels,
+                 generator: loadGenerator};
 let timer = null;
 
 function open(tab) {
