@@ -109,7 +109,8 @@ SUBMIT_HOWTO = {
     "telegram": "Send me a picture as a photo (or an image file) with the caption /submit — add its colours if you "
                 "know them: /submit pink blue. Or reply /submit to a message that has a picture.",
     "discord": "Attach the picture to /submit in the image option, and pick its colours if you know them.",
-    "web": "Submissions come through Telegram or Discord: send a picture there with /submit.",
+    "web": "Drop the picture on the box beside the chat (or choose it there) with \"as a face for the training "
+           "set\" picked; its colours, if you know them, go in the box next to Convert.",
 }
 SUBMIT_FACES = 4  # faces of one picture submitted at most
 SUBMIT_TIPS = "Anime faces facing the camera work best; I cut each face out and shrink it to 64x64."

@@ -300,6 +300,27 @@ def test_an_uploaded_sketch_obeys_the_chat_upload_rules(served, page, tmp_path, 
     assert "I take files up to 2 KB" in upload(tmp_path / "big.png")  # refused by its announced size, unread
 
 
+def test_a_submitted_face_gets_a_tag_card_and_waits_for_review(served, page, tmp_path):
+    """/submit from the playground: the same reply as in chat (vote buttons, a tag card whose presses
+    re-tag the face), and the face waits in the pending queue."""
+    drawn = served.call(served.core.generator.faces([11], [3], [5]))  # blonde hair, yellow eyes
+    to_pil(drawn.images[0], 256).save(tmp_path / "face.png")
+    page.goto(served.url)
+    page.select_option("#upload-as", "/submit")
+    page.fill("#words", "blonde yellow")
+    page.set_input_files("#upload", str(tmp_path / "face.png"))
+    card = page.locator(".msg.bot", has=page.locator("button[data-press^='tag:']")).last
+    card.wait_for()
+    assert page.locator(".msg.me").last.inner_text().startswith("/submit blonde yellow")
+    item = int(card.locator("button[data-press^='tag:']").first.get_attribute("data-press").split(":")[1])
+    assert served.call(served.core.store.item(item)).status == "pending"
+    card.locator("button[data-press$=':h:7']").click()  # pink hair
+    expect(card.locator(".notice").last).to_have_text("Hair: pink")
+    expect(card.locator("button[data-press$=':h:7']")).to_contain_text("✓")
+    assert served.call(served.core.store.item(item)).hair == 7
+    assert "Submissions" not in say(page, "/submit").locator(".text").inner_text()  # a bare /submit: how, here
+
+
 def test_the_gallery_lists_pictures_and_its_filters_narrow_them(served, page):
     voted = served.call(draw(served, "/waifu blonde red"))
     served.call(served.core.vote(LOCAL, f"vote:{voted}:up"))

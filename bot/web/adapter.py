@@ -1,4 +1,4 @@
-"""The web chat as a third platform: typed commands and vote presses become Core calls, replies become JSON.
+"""The web chat as a third platform: typed commands, uploads and button presses become Core calls, replies JSON.
 
 Like the Discord and Telegram adapters it is thin: parse, ``Core.handle``, and
 the reply translated back. A drawing command answers with a stream of JSON lines
@@ -16,11 +16,11 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from bot.commands import DRAWING, CommandError, Sketch, parse
-from bot.core import Attachment, Buttons, Core, Reply, Upload, Who
+from bot.commands import DRAWING, WITH_UPLOAD, CommandError, parse
+from bot.core import Attachment, Buttons, Core, Reply, Rows, Upload, Who
 
 LOCAL = Who("web", "local", "you", "local")  # the one person at the keyboard
-# bytes of a sketch form beyond the file itself (boundaries, part headers, the colour words), at most: the file's
+# bytes of an upload form beyond the file itself (boundaries, part headers, the command), at most: the file's
 # announced size is the body's length minus this, so an early refusal never refuses a file within the limit
 FORM_OVERHEAD = 4096
 MAX_TEXT = 500  # characters of a typed command
@@ -58,11 +58,17 @@ def buttons_json(buttons: Buttons | None) -> dict[str, Any] | None:
             "labelled": [{"label": label, "id": button_id} for label, button_id in buttons.labelled()]}
 
 
+def rows_json(rows: Rows | None) -> list[list[dict[str, str]]] | None:
+    return None if rows is None else [[{"label": label, "id": button_id} for label, button_id in row] for row in rows]
+
+
 def reply_json(reply: Reply, shelf: FileShelf) -> dict[str, Any]:
+    """A reply and the messages that follow it (``more``), with files on the shelf and every button."""
     return {"type": "reply", "text": reply.text, "refusal": reply.refusal,
             "files": [{"url": f"/files/{shelf.put(f)}", "name": f.filename,
                        "gif": f.filename.endswith(".gif")} for f in reply.files],
-            "buttons": buttons_json(reply.buttons)}
+            "buttons": buttons_json(reply.buttons), "actions": rows_json(reply.actions),
+            "more": [reply_json(m, shelf) for m in reply.more]}
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
@@ -75,8 +81,8 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-async def answer(request: web.Request, text: str, upload: Upload | None = None) -> web.StreamResponse:
-    """Run the typed command (with the upload for /sketch) as JSON lines: progress events, then the reply."""
+async def answer(request: web.Request, text: str, picture: Upload | None = None) -> web.StreamResponse:
+    """Run the typed command (with the picture for /sketch, /submit) as JSON lines: progress events, the reply."""
     core = request.app[CORE]
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson", "Cache-Control": "no-store"})
     await response.prepare(request)
@@ -94,7 +100,7 @@ async def answer(request: web.Request, text: str, upload: Upload | None = None) 
 
         async def on_queued(position: int) -> None:
             await send({"type": "queued", "position": position})
-        reply = await core.handle(LOCAL, parsed, on_queued, upload if isinstance(parsed, Sketch) else None)
+        reply = await core.handle(LOCAL, parsed, on_queued, picture if isinstance(parsed, WITH_UPLOAD) else None)
     await send(reply_json(reply, request.app[SHELF]))
     await response.write_eof()
     return response
@@ -105,33 +111,42 @@ async def command(request: web.Request) -> web.StreamResponse:
     return await answer(request, str((await json_body(request)).get("text", ""))[:MAX_TEXT])
 
 
-async def sketch(request: web.Request) -> web.StreamResponse:
-    """A multipart form: optional ``words`` (colours, seed), then ``image`` (a file, or the pad's PNG).
+async def upload(request: web.Request) -> web.StreamResponse:
+    """A multipart form: ``text``, the command (``/sketch pink blue``, ``/submit``), then ``image``.
 
-    Like a chat platform's attachment, the upload has an announced size (from Content-Length), checked by
+    Like a chat platform's attachment, the picture has an announced size (from Content-Length), checked by
     the Core before the file is read, and then the same rules as a chat upload, with the same refusals.
     """
     if request.content_length is None:
-        raise web.HTTPLengthRequired(text="send the sketch with a Content-Length")
+        raise web.HTTPLengthRequired(text="send the picture with a Content-Length")
     reader = await request.multipart()
-    words, part = "", await reader.next()
-    if isinstance(part, BodyPartReader) and part.name == "words":
-        words = (await part.text())[:MAX_TEXT]
+    text, part = "", await reader.next()
+    if isinstance(part, BodyPartReader) and part.name == "text":
+        text = (await part.text())[:MAX_TEXT]
         part = await reader.next()
-    upload = None
+    picture = None
     if isinstance(part, BodyPartReader) and part.name == "image":
         image = part
 
         async def fetch() -> bytes:
             return bytes(await image.read())
-        upload = Upload((part.filename or "sketch.png")[:100], max(0, request.content_length - FORM_OVERHEAD), fetch)
-    return await answer(request, f"/sketch {words}", upload)
+        picture = Upload((part.filename or "picture.png")[:100], max(0, request.content_length - FORM_OVERHEAD),
+                         fetch)
+    return await answer(request, text, picture)
 
 
 async def vote(request: web.Request) -> web.Response:
     """``{"id": "vote:12:up"}`` → the notice and the new counts, as a chat button press would get."""
     result = await request.app[CORE].vote(LOCAL, str((await json_body(request)).get("id", ""))[:64])
     return web.json_response({"notice": result.notice, "buttons": buttons_json(result.buttons)})
+
+
+async def press(request: web.Request) -> web.Response:
+    """``{"id": "rev:3:ok"}``: a review or tag button; the notice, the message's new text and buttons, or a
+    new message, as ``Core.press`` says."""
+    pressed = await request.app[CORE].press(LOCAL, str((await json_body(request)).get("id", ""))[:64])
+    return web.json_response({"notice": pressed.notice, "text": pressed.text, "rows": rows_json(pressed.rows),
+                              "reply": reply_json(pressed.reply, request.app[SHELF]) if pressed.reply else None})
 
 
 async def file(request: web.Request) -> web.Response:
@@ -147,7 +162,8 @@ def add_routes(app: web.Application, core: Core) -> None:
     app[CORE] = core
     app[SHELF] = FileShelf()
     app.router.add_post("/api/command", command)
-    app.router.add_post("/api/sketch", sketch)
+    app.router.add_post("/api/upload", upload)
     app.router.add_post("/api/vote", vote)
+    app.router.add_post("/api/press", press)
     app.router.add_get("/files/{key}", file)
 

@@ -133,7 +133,7 @@ async def login(request: web.Request) -> web.Response:
 
 
 def create_app(core: Core, runs_dir: Path, admin_token: str = "") -> web.Application:
-    """The whole site for one Core; request bodies are capped just above the sketch upload limit."""
+    """The whole site for one Core; request bodies are capped just above the upload limit."""
     app = web.Application(middlewares=[guard], client_max_size=core.uploads.max_bytes + adapter.FORM_OVERHEAD)
     app[SECURITY] = Security(admin_token)
     for path in PAGES:

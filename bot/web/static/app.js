@@ -19,6 +19,35 @@ function showStatus(item, text) {
   status.textContent = text;
 }
 
+// Review and tag buttons: each press goes to the core, which answers with a notice and what changes.
+function showActions(item, rows) {
+  const box = item.querySelector(".actions");
+  box.replaceChildren();
+  for (const row of rows || []) {
+    const line = el("div", null, "row");
+    for (const {label, id} of row) {
+      const button = el("button", label, "action");
+      button.type = "button";
+      button.dataset.press = id;
+      button.addEventListener("click", () => press(item, id));
+      line.appendChild(button);
+    }
+    box.appendChild(line);
+  }
+}
+
+async function press(item, id) {
+  try {
+    const result = await (await checked(await post("/api/press", {id}))).json();
+    if (result.text !== null) item.querySelector(".text").textContent = result.text;
+    if (result.rows !== null) showActions(item, result.rows);
+    if (result.reply) showReply(addMessage("bot", ""), result.reply);
+    item.querySelector(".actions").appendChild(el("span", result.notice, "notice"));
+  } catch (error) {
+    item.querySelector(".actions").appendChild(el("span", error.message, "notice error"));
+  }
+}
+
 function showButtons(container, buttons) {
   container.replaceChildren();
   if (!buttons) return;
@@ -53,7 +82,9 @@ function showReply(item, reply) {
     files.appendChild(img);
   }
   showButtons(item.querySelector(".votes"), reply.buttons);
+  showActions(item, reply.actions);
   item.scrollIntoView({block: "end"});
+  for (const next of reply.more) showReply(addMessage("bot", ""), next);
 }
 
 // Read the server's JSON lines (drawing, queued, reply) as they come.
@@ -142,30 +173,31 @@ document.getElementById("undo").addEventListener("click", () => { strokes.pop();
 document.getElementById("clear").addEventListener("click", () => { strokes.length = 0; redraw(); });
 redraw();
 
-// A sketch goes to the server as an upload, the drawn one as PNG: the same checks as a chat upload.
-function sendSketch(blob, name) {
-  const words = document.getElementById("words").value.trim();
-  const me = addMessage("me", `/sketch ${words}`.trim());
+// A picture goes to the server as an upload, the drawn one as PNG: the same checks as a chat upload.
+function sendPicture(blob, name, command) {
+  const me = addMessage("me", command);
   const preview = el("img");
   preview.src = URL.createObjectURL(blob);
   preview.alt = name;
   me.querySelector(".files").appendChild(preview);
   const form = new FormData();
-  form.append("words", words);  // before the image: the server reads the command, then the file
+  form.append("text", command);  // before the image: the server reads the command, then the file
   form.append("image", blob, name);
-  ask(fetch("/api/sketch", {method: "POST", headers: {"X-CSRF-Token": CSRF}, body: form}));
+  ask(fetch("/api/upload", {method: "POST", headers: {"X-CSRF-Token": CSRF}, body: form}));
 }
 
+const words = () => document.getElementById("words").value.trim();
 document.getElementById("convert").addEventListener("click", () => {
   if (!strokes.length) {
     addMessage("bot", "Draw something on the pad first (mouse, pen or finger).").classList.add("refusal");
     return;
   }
-  pad.toBlob((blob) => sendSketch(blob, "sketch.png"), "image/png");
+  pad.toBlob((blob) => sendPicture(blob, "sketch.png", `/sketch ${words()}`.trim()), "image/png");
 });
+const sendFile = (file) => sendPicture(file, file.name, `${document.getElementById("upload-as").value} ${words()}`.trim());
 const upload = document.getElementById("upload");
 upload.addEventListener("change", () => {
-  if (upload.files.length) sendSketch(upload.files[0], upload.files[0].name);
+  if (upload.files.length) sendFile(upload.files[0]);
   upload.value = "";
 });
 const drop = document.getElementById("drop");
@@ -174,6 +206,5 @@ drop.addEventListener("dragleave", () => drop.classList.remove("over"));
 drop.addEventListener("drop", (event) => {
   event.preventDefault();
   drop.classList.remove("over");
-  const file = event.dataTransfer.files[0];
-  if (file) sendSketch(file, file.name);
+  if (event.dataTransfer.files[0]) sendFile(event.dataTransfer.files[0]);
 });
