@@ -204,6 +204,8 @@ class TelegramAdapter:
 def _upload(message: Message) -> Upload | None:
     """The picture /sketch means: the message's own photo or file, else that of the message it replies to."""
     for m in (message, message.reply_to_message):
+        if m is not None and m.animation:  # also has a document: the MP4 that Telegram made of a GIF
+            return Upload(m.animation.file_name or "animation.mp4", m.animation.file_size, _video_refusal)
         if m is not None and m.photo:
             return Upload("photo.jpg", m.photo[-1].file_size, partial(_download, m.photo[-1]))  # the largest size
         if m is not None and m.document:
@@ -218,6 +220,11 @@ async def _download(media: PhotoSize | Document) -> bytes:
     except TelegramError as e:
         raise SketchRejected(f"I couldn't download your picture from Telegram ({e.message}) — please send it "
                              "again.") from None
+
+
+async def _video_refusal() -> bytes:
+    raise SketchRejected("Telegram sends GIFs as videos, which I can't read: send a still picture (PNG or JPEG), "
+                         "or a screenshot of the frame you want.")
 
 
 @contextlib.asynccontextmanager

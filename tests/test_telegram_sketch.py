@@ -41,8 +41,11 @@ def test_sketch_by_caption_by_reply_and_refusals(tmp_path):
             await server.send_picture(encoded(Image.new("L", (1, 1))), caption="/sketch@moe_bot", user_id=3)
             tiny = (await server.wait_for("sendMessage", count=3))[-1]
             assert tiny.params["text"].startswith("That image is only 1x1 pixels")
+            await server.send_picture(b"\0\0\0\x18ftypmp42", caption="/sketch", as_animation=True, user_id=4)
+            gif = (await server.wait_for("sendMessage", count=4))[-1]
+            assert gif.params["text"].startswith("Telegram sends GIFs as videos, which I can't read")
             await asyncio.sleep(0.3)
-            assert len(server.of("sendMessage")) == 3 and len(server.of("sendPhoto")) == 2
+            assert len(server.of("sendMessage")) == 4 and len(server.of("sendPhoto")) == 2
             await stopped(app, core)
         finally:
             await server.stop()

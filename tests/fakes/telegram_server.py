@@ -81,13 +81,18 @@ class FakeTelegram:
         return message
 
     async def send_picture(self, data: bytes, caption: str = "", as_document: str | None = None, user_id: int = 1,
-                           chat_id: int | None = None, chat_type: str = "private", name: str = "Alice") -> dict:
-        """A user sends ``data`` as a photo, or as a file named ``as_document``, with ``caption``."""
+                           chat_id: int | None = None, chat_type: str = "private", name: str = "Alice",
+                           as_animation: bool = False) -> dict:
+        """A user sends ``data`` as a photo, as a file named ``as_document``, or as a GIF (which Telegram turns
+        into an MP4 animation, also offered as a document), with ``caption``."""
         file_id = f"f{next(self._ids)}"
         self.files[file_id] = data
         media = {"file_id": file_id, "file_unique_id": f"u{file_id}", "file_size": len(data)}
         message = self._new_message(user_id, chat_id, chat_type, name)
-        if as_document:
+        if as_animation:
+            message["animation"] = {**media, "width": 320, "height": 240, "duration": 1, "mime_type": "video/mp4"}
+            message["document"] = {**media, "mime_type": "video/mp4"}
+        elif as_document:
             message["document"] = {**media, "file_name": as_document, "mime_type": "application/octet-stream"}
         else:  # Telegram offers several sizes; the last is the largest
             message["photo"] = [{**media, "file_id": f"{file_id}-thumb", "width": 90, "height": 90},
