@@ -131,3 +131,21 @@ def test_transparent_background_takes_the_contrasting_colour():
 def test_thin_strokes_of_a_large_scan_stay_visible():
     big = normalise_sketch(encoded(drawing(size=(3000, 2000), width=3)))  # 1-pixel lines after the 6x work shrink
     assert (big.pixels < 0).mean() > 0.03
+
+
+def test_a_sheet_photographed_on_a_dark_desk_is_cut_to_the_sheet():
+    clean = normalise_sketch(encoded(drawing()))
+    strokes = np.asarray(drawing(), dtype=np.float32) / 255
+    desk = 0.25 + np.random.default_rng(2).normal(0, 0.03, (600, 900)).astype(np.float32)
+    desk[100:500, 150:750] = 0.15 + 0.7 * strokes  # grey paper, dark ink
+    photo = np.clip(desk * np.linspace(0.6, 1.0, 900)[None, :], 0, 1)
+    sketch = normalise_sketch(encoded(Image.fromarray((photo * 255).astype(np.uint8)), "JPEG"))
+    assert not sketch.inverted  # the sheet's bright edge against the desk is not light ink
+    assert np.abs(sketch.pixels - clean.pixels).mean() < 0.1
+
+
+def test_large_filled_areas_stay_ink():
+    filled = drawing()
+    ImageDraw.Draw(filled).rectangle([180, 60, 420, 140], fill=0)  # hair coloured in with a marker
+    sketch = normalise_sketch(encoded(filled))
+    assert not sketch.inverted and sketch.pixels[5:15, 10:54].max() == INK
