@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 from PIL import Image, ImageDraw
+
+import migrations
 from playwright.sync_api import expect, sync_playwright
 
 from bot.commands import parse
@@ -28,7 +30,7 @@ from bot.web import server
 from bot.web.adapter import LOCAL
 from fakes.bot_parts import closed, make_core, tiny_weights
 from generator.active_model import read_active
-from generator.images import png_bytes, to_pil
+from generator.images import grid, png_bytes, to_pil
 from generator.weights import BUNDLED_GENERATOR, read_metadata, weights_version
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -161,9 +163,9 @@ def test_a_typed_command_draws_a_face_and_votes_change_its_counts(served, page):
 
 def test_grid_morph_top_and_help_answer_in_the_page(served, page):
     page.goto(served.url)
-    grid = say(page, "/grid hair")
-    assert "every hair colour" in grid.locator(".text").inner_text()
-    wait_loaded(page, grid.locator(".files img"))
+    hairs = say(page, "/grid hair")
+    assert "every hair colour" in hairs.locator(".text").inner_text()
+    wait_loaded(page, hairs.locator(".files img"))
     morph = say(page, "/morph pink blue blonde red")
     assert "→" in morph.locator(".text").inner_text()
     wait_loaded(page, morph.locator(".files img"))
@@ -445,11 +447,49 @@ def test_runs_show_curves_and_grids_and_models_promote_and_roll_back(served, pag
     page.locator("#candidates button[data-model='run:faces-small']").click()
     page.locator("#versions tr.active", has_text="small-v1").wait_for()
     assert read_active(served.core.store.data_dir).version == "small-v1"
-    page.screenshot(path=DOCS / "dashboard-models.png")
     page.locator("#versions button[data-model='bundled']").click()  # roll back
     bundled = weights_version(BUNDLED_GENERATOR, read_metadata(BUNDLED_GENERATOR))
     page.locator("#versions tr.active", has_text=bundled).wait_for()  # a kept copy of the bundled file
     assert read_active(served.core.store.data_dir).version == bundled
+
+
+def test_the_registry_shows_versions_with_their_figures_and_serves_an_earlier_one(served, page, monkeypatch):
+    """A retraining run's candidate, rejected by the gate, is listed beside the active model with both
+    models' figures; "serve this" rolls back to it through the retrainer, as /rollback does."""
+    from bot.config import TrainingConfig
+    from bot.retraining import Retrainer
+    from training import registry
+
+    data_dir = served.core.store.data_dir
+    retrainer = Retrainer(TrainingConfig(), data_dir, served.db, BUNDLED_GENERATOR)
+    monkeypatch.setattr(served.core, "retrainer", retrainer)
+    serving = served.call(retrainer.models())[0].version  # registers what serves now
+    run_dir = data_dir / "retrain" / "ft-test"
+    run_dir.mkdir(parents=True)
+    weights = tiny_weights(run_dir / "generator.safetensors", version="ft-test")
+    before_after = served.call(served.core.generator.faces([7, 7, 7, 11, 11, 11], [9, 9, 9, 3, 3, 3], range(6)))
+    grid(before_after.images, 3).save(run_dir / "before_after.png")
+    conn = migrations.connect(served.db)
+    registry.begin(conn, "ft-test", serving, run_dir)
+    registry.record_result(conn, "ft-test", weights, {"hair_ratio": 1.01, "fd": 6.2}, {"hair_ratio": 1.03, "fd": 5.2},
+                           run_dir / "before_after.png", 0, [])
+    registry.set_state(conn, "ft-test", "rejected", "the gate: FD rose 19%")
+    conn.close()
+    page.goto(served.url + "dashboard#models")
+    row = page.locator("#registry tr", has_text="ft-test")
+    expect(row).to_contain_text("rejected")
+    expect(row).to_contain_text("hair_ratio: 1.03 → 1.01")
+    expect(row).to_contain_text("the gate: FD rose 19%")
+    wait_loaded(page, row.locator("img.thumb"))
+    page.screenshot(path=DOCS / "dashboard-models.png", full_page=True)
+    row.locator("button[data-version='ft-test']").click()
+    expect(page.locator("#model-notice")).to_contain_text("Rolled back: ft-test draws again")
+    expect(page.locator("#registry tr.active")).to_contain_text("ft-test")
+    assert read_active(data_dir).version == "ft-test"
+    status, text = served.request("/api/registry", {"action": "rollback", "version": "ft-test"},
+                                  {"X-CSRF-Token": served.csrf})
+    assert status == 409 and "already the active model" in text
+    assert served.request("/registry/nope/grid")[0] == 404
 
 
 def test_the_generator_page_shows_live_metrics(served, page):

@@ -13,15 +13,17 @@ import json
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
 from bot.core import Core, tags_text
 from bot.store import VOTE_FILTERS, GalleryFilter, Item
 from bot.web.adapter import CORE, json_body
-from generator.tags import EYE_COLORS, HAIR_COLORS
 from generator.active_model import models_dir, promote_file, read_active
+from generator.tags import EYE_COLORS, HAIR_COLORS
 from generator.weights import BUNDLED_GENERATOR, read_metadata, weights_version
+from training.registry import ModelRecord
 
 PER_PAGE = 24
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -223,6 +225,51 @@ async def promote(request: web.Request) -> web.Response:
     return web.json_response({"active": active.version})
 
 
+def record_json(record: ModelRecord) -> dict[str, Any]:
+    return {"version": record.version, "parent": record.parent, "state": record.state, "reason": record.reason,
+            "metrics": record.metrics, "parent_metrics": record.parent_metrics, "created_at": record.created_at,
+            "updated_at": record.updated_at, "weights": record.path is not None and record.path.is_file(),
+            "grid": f"/registry/{quote(record.version)}/grid" if record.grid and record.grid.is_file() else None}
+
+
+async def registry(request: web.Request) -> web.Response:
+    """The model registry: every version the retrainer made or started from, its state, figures and reasons."""
+    retrainer = request.app[CORE].retrainer
+    if retrainer is None:
+        return web.json_response({"enabled": False, "running": None, "models": []})
+    running = retrainer.running
+    return web.json_response({"enabled": True, "running": running[0] if running else None,
+                              "models": [record_json(r) for r in await retrainer.models()]})
+
+
+async def registry_grid(request: web.Request) -> web.FileResponse:
+    """A version's before/after sample grid, found through its registry row (the version is only a key)."""
+    retrainer = request.app[CORE].retrainer
+    records = {r.version: r for r in await retrainer.models()} if retrainer else {}
+    record = records.get(request.match_info["version"])
+    if record is None or record.grid is None or not record.grid.is_file():
+        raise web.HTTPNotFound(text="no such grid")
+    return web.FileResponse(record.grid, headers={"Cache-Control": "no-cache"})
+
+
+async def registry_action(request: web.Request) -> web.Response:
+    """``{"action": "rollback", "version": "ft-..."}`` serves that version again; ``{"action": "retrain"}``
+    starts a run now. The retrainer's own answer comes back, as /rollback and /retrain give it in chat."""
+    retrainer = request.app[CORE].retrainer
+    if retrainer is None:
+        raise web.HTTPConflict(text="Retraining is not set up in this moebot.")
+    body = await json_body(request)
+    if body.get("action") == "retrain":
+        return web.json_response({"message": await retrainer.start(DASHBOARD)})
+    if body.get("action") != "rollback":
+        raise web.HTTPBadRequest(text="action must be rollback or retrain")
+    try:
+        message = await retrainer.rollback(str(body.get("version", ""))[:100], DASHBOARD)
+    except ValueError as e:
+        raise web.HTTPConflict(text=f"I can't roll back: {e}.") from None
+    return web.json_response({"message": message})
+
+
 async def metrics(request: web.Request) -> web.Response:
     generator = request.app[CORE].generator
     m = generator.metrics
@@ -241,4 +288,7 @@ def add_routes(app: web.Application, runs_dir: Path) -> None:
     app.router.add_get("/runs/{run}/{file}", run_file)
     app.router.add_get("/api/models", models)
     app.router.add_post("/api/models/promote", promote)
+    app.router.add_get("/api/registry", registry)
+    app.router.add_get("/registry/{version}/grid", registry_grid)
+    app.router.add_post("/api/registry", registry_action)
     app.router.add_get("/api/metrics", metrics)

@@ -204,13 +204,57 @@ function modelRows(models, verb) {
   });
 }
 
+async function registryAction(body) {
+  const notice = document.getElementById("model-notice");
+  try {
+    notice.textContent = (await (await checked(await post("/api/registry", body))).json()).message;
+  } catch (error) {
+    notice.textContent = error.message;
+  }
+  setTimeout(loadModels, 2500);
+  loadModels();
+}
+
+// The gate's figures of a version beside its parent's on the same faces: "name: parent → this".
+function figures(model) {
+  const names = [...new Set([...Object.keys(model.parent_metrics), ...Object.keys(model.metrics)])];
+  const shown = (v) => (typeof v === "number" ? Number(v.toPrecision(3)) : v ?? "–");
+  return names.map((n) => `${n}: ${shown(model.parent_metrics[n])} → ${shown(model.metrics[n])}`).join("\n");
+}
+
+function registryRow(model) {
+  let grid = "";
+  if (model.grid) {
+    grid = el("img", null, "thumb");
+    grid.src = model.grid;
+    grid.alt = `${model.version}: its parent's faces | its own`;
+  }
+  let action = "";
+  if (model.state !== "active" && model.weights) {
+    action = el("button", "serve this");
+    action.type = "button";
+    action.dataset.version = model.version;
+    action.addEventListener("click", () => registryAction({action: "rollback", version: model.version}));
+  }
+  return {cells: [model.version, model.state, model.parent, el("span", figures(model), "gate-figures"), model.reason,
+                  model.updated_at.slice(0, 16).replace("T", " "), grid, action],
+          className: model.state === "active" ? "active" : ""};
+}
+
 async function loadModels() {
   const data = await getJSON("/api/models");
   const head = ["version", "from", "step", "kimg", "minutes", "training images", "G width", "MB", ""];
   document.getElementById("serving").textContent = data.serving;
   table(document.getElementById("versions"), head, modelRows(data.versions, "roll back to this"));
   table(document.getElementById("candidates"), head, modelRows(data.candidates, "promote"));
+  const reg = await getJSON("/api/registry");
+  document.getElementById("retrain").hidden = !reg.enabled;
+  document.getElementById("registry-state").textContent = !reg.enabled ? "Retraining is not set up in this moebot."
+    : reg.running ? `Run ${reg.running} is training now.` : "No run is going.";
+  table(document.getElementById("registry"), ["version", "state", "parent", "figures (parent → this)", "why",
+                                              "updated", "before | after", ""], reg.models.map(registryRow));
 }
+document.getElementById("retrain").addEventListener("click", () => registryAction({action: "retrain"}));
 
 // --- generator service: live figures, refreshed every 2 s while the tab is open ---
 async function loadGenerator() {
