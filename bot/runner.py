@@ -26,6 +26,7 @@ from bot.limits import Limits
 from bot.retraining import Retrainer
 from bot.store import Store
 from bot.web import server
+from bot.web.adapter import LOCAL
 from generator.active_model import follow_promotions, read_active
 from generator.metrics import serve_prometheus
 from generator.service import DrawingService, GeneratorService, ServiceOptions
@@ -107,10 +108,14 @@ async def _own_scheduler(running: contextlib.AsyncExitStack) -> AsyncIOScheduler
     return scheduler
 
 
-def make_core(cfg: Config, generator: DrawingService, store: Store, retrainer: Retrainer | None = None) -> Core:
+def make_core(cfg: Config, generator: DrawingService, store: Store, retrainer: Retrainer | None = None, *,
+              web: bool = False) -> Core:
+    """The core for [limits] and friends; with the playground served, its local user is an admin too: whoever
+    reaches it is the operator (on loopback, or holding MOEBOT_WEB_TOKEN), as on the dashboard."""
+    admins = (*cfg.limits.admins, LOCAL.user_key) if web else cfg.limits.admins
     return Core(store, generator, Limits(cfg.limits.user_cooldown_s, cfg.limits.chat_per_minute),
                 max_count=cfg.limits.max_count, display_size=cfg.generator.display_size,
-                morph_frames=cfg.generator.morph_frames, top_size=cfg.limits.top_size, admins=cfg.limits.admins,
+                morph_frames=cfg.generator.morph_frames, top_size=cfg.limits.top_size, admins=admins,
                 uploads=cfg.uploads, curation=cfg.curation, retrainer=retrainer)
 
 
@@ -125,7 +130,7 @@ async def serve(cfg: Config, tokens: Mapping[str, str], *, web: bool = False, ad
     async with contextlib.AsyncExitStack() as running:
         generator = make_service(cfg)
         retrainer = make_retrainer(cfg)
-        core = make_core(cfg, generator, store, retrainer)
+        core = make_core(cfg, generator, store, retrainer, web=web)
         running.push_async_callback(core.close)
         await running.enter_async_context(generator)
         if cfg.generator.metrics_port:

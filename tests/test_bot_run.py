@@ -62,6 +62,9 @@ def test_without_tokens_it_says_how_to_add_one_and_serves_the_playground(tmp_pat
             got["events"] = [json.loads(line) for line in urllib.request.urlopen(req, timeout=30).read().splitlines()]
             got["png"] = urllib.request.urlopen(url + got["events"][-1]["files"][0]["url"][1:], timeout=10).read()
             got["seconds"] = time.monotonic() - asked
+            req = urllib.request.Request(url + "api/command", json.dumps({"text": "/review"}).encode(),
+                                         {"Content-Type": "application/json", "X-CSRF-Token": csrf})
+            got["review"] = json.loads(urllib.request.urlopen(req, timeout=30).read())
         finally:
             os.kill(os.getpid(), signal.SIGINT)
     threading.Thread(target=user_then_ctrl_c, daemon=True).start()
@@ -71,6 +74,7 @@ def test_without_tokens_it_says_how_to_add_one_and_serves_the_playground(tmp_pat
     assert [e["type"] for e in got["events"]] == ["drawing", "reply"]
     assert got["events"][-1]["text"].startswith("pink hair, blue eyes")
     assert Image.open(io.BytesIO(got["png"])).size == (256, 256) and got["seconds"] < 5
+    assert got["review"]["text"] == "Nothing is waiting for review."  # the operator at the playground is an admin
     assert sqlite3.connect(tmp_path / "data" / "moebot.db").execute(
         "SELECT u.platform, p.tags FROM pictures p JOIN users u ON u.id = p.user_id").fetchall() == \
         [("web", "pink hair, blue eyes")]
