@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import partial
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Collection
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Collection, TypeVar
 
 import torch
 from PIL import Image
@@ -159,6 +159,7 @@ class VoteResult:
 
 
 OnQueued = Callable[[int], Awaitable[None]]
+Decoded = TypeVar("Decoded")  # what an upload decodes to: a sketch, or a picture to cut faces from
 
 
 @dataclass(frozen=True)
@@ -426,6 +427,20 @@ class Core:
                          refusal=True)
         if upload is None:
             return Reply(f"{SKETCH_HOWTO.get(who.platform, SKETCH_HOWTO['telegram'])}\n{SKETCH_TIPS}", refusal=True)
+        read = await self._read_upload(who, upload, normalise_sketch, SKETCH_TIPS)
+        if isinstance(read, Reply):
+            return read
+        data, sketch = read
+        user = await self.store.user(who.platform, who.user_id, who.user_name)
+        upload_id = await self.store.add_upload(data, sketch.suffix,
+                                                NewUpload(user, who.platform, who.chat_id, upload.filename))
+        base = dict(platform=who.platform, chat_id=who.chat_id, user_id=user, upload_id=upload_id)
+        return await self._run(who, self._sketch_job(command, sketch, base), on_queued)
+
+    async def _read_upload(self, who: Who, upload: Upload, decode: Callable[[bytes, UploadLimits], Decoded],
+                           tips: str) -> tuple[bytes, Decoded] | Reply:
+        """Take the user's drawing turn, then fetch and decode the upload (off the loop): (bytes, decoded), or
+        the refusal to answer with when the limits or the upload say no (the turn is given back then)."""
         refusal = self.limits.take(who.user_key, who.chat_key)
         if refusal:
             return Reply(refusal, refusal=True)
@@ -433,15 +448,10 @@ class Core:
             if upload.size is not None:
                 check_size(upload.size, self.uploads)  # before downloading it
             data = await upload.fetch()
-            sketch = await asyncio.to_thread(normalise_sketch, data, self.uploads)
+            return data, await asyncio.to_thread(decode, data, self.uploads)
         except SketchRejected as e:
             self.limits.give_back(who.user_key, who.chat_key)
-            return Reply(f"{e}\n{SKETCH_TIPS}", refusal=True)
-        user = await self.store.user(who.platform, who.user_id, who.user_name)
-        upload_id = await self.store.add_upload(data, sketch.suffix,
-                                                NewUpload(user, who.platform, who.chat_id, upload.filename))
-        base = dict(platform=who.platform, chat_id=who.chat_id, user_id=user, upload_id=upload_id)
-        return await self._run(who, self._sketch_job(command, sketch, base), on_queued)
+            return Reply(f"{e}\n{tips}", refusal=True)
 
     async def _submission(self, who: Who, command: Submit, upload: Upload | None) -> Reply:
         """Cut the picture's faces out (the whole picture when none is found), leave out those the training set
@@ -449,17 +459,10 @@ class Core:
         evaluation classifier) and queue each as a pending item, shown with vote buttons and a tag card."""
         if upload is None:
             return Reply(f"{SUBMIT_HOWTO.get(who.platform, SUBMIT_HOWTO['telegram'])}\n{SUBMIT_TIPS}", refusal=True)
-        refusal = self.limits.take(who.user_key, who.chat_key)
-        if refusal:
-            return Reply(refusal, refusal=True)
-        try:
-            if upload.size is not None:
-                check_size(upload.size, self.uploads)  # before downloading it
-            data = await upload.fetch()
-            picture, _ = await asyncio.to_thread(decode_upload, data, self.uploads)
-        except SketchRejected as e:
-            self.limits.give_back(who.user_key, who.chat_key)
-            return Reply(f"{e}\n{SUBMIT_TIPS}", refusal=True)
+        read = await self._read_upload(who, upload, decode_upload, SUBMIT_TIPS)
+        if isinstance(read, Reply):
+            return read
+        data, (picture, _) = read
         crops = await asyncio.to_thread(crop_faces, picture, SUBMIT_FACES)
         user = await self.store.user(who.platform, who.user_id, who.user_name)
         notes = [f"({crops.note.capitalize()}.)"] if crops.note else []
