@@ -281,7 +281,7 @@ const loaders = {gallery: loadGallery, curation: loadCuration, runs: loadRuns, m
                  generator: loadGenerator};
 let timer = null;
 
-function open(tab) {
+function openTab(tab) {
   if (!(tab in loaders)) tab = "gallery";
   for (const button of document.querySelectorAll("[data-tab]")) {
     button.setAttribute("aria-selected", String(button.dataset.tab === tab));
@@ -294,5 +294,5 @@ function open(tab) {
 for (const button of document.querySelectorAll("[data-tab]")) {
   button.addEventListener("click", () => { location.hash = button.dataset.tab; });
 }
-window.addEventListener("hashchange", () => open(location.hash.slice(1)));
-open(location.hash.slice(1));
+window.addEventListener("hashchange", () => openTab(location.hash.slice(1)));
+openTab(location.hash.slice(1));
