@@ -54,7 +54,7 @@ class LimitsConfig:
     chat_per_minute: int = 20  # drawing commands per chat per minute
     max_count: int = 4  # faces per /waifu
     top_size: int = 4  # pictures shown by /top
-    admins: tuple[str, ...] = ()  # "platform:user_id" of users who see the generator's metrics in /stats
+    admins: tuple[str, ...] = ()  # "platform:user_id": /review, /retrain, /rollback, run reports, /stats metrics
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,9 @@ def test_environment_overrides_every_kind(tmp_path):
     ("[discord]\ntoken = 'secret'", "[discord] has unknown key(s): token"),
     ("[uploads]\nmax_bytes = 0", "[uploads] max_bytes"),
     ("[uploads]\nmax_pixels = 100000000", "[uploads] max_pixels must be between"),
+    ("[curation]\nmin_voters = 0", "[curation] min_voters must be at least 1"),
+    ("[curation]\ncurate_above = 1.5", "[curation] curate_above must be between 0 and 1"),
+    ("[curation]\ncurate_above = 0.4\nreject_below = 0.6", "[curation] reject_below must not be above curate_above"),
 ])
 def test_a_bad_value_names_its_key(tmp_path, toml, key):
     path = tmp_path / "bot.toml"

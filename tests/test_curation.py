@@ -2,7 +2,6 @@
 
 import asyncio
 import io
-import re
 import sqlite3
 
 import numpy as np
@@ -10,7 +9,6 @@ import pytest
 from PIL import Image
 
 from bot.commands import Forget, Grid, Review, Sketch, Waifu
-from bot.config import ConfigError, load_config
 from bot.core import Upload, Who
 from bot.curation import CurationRules, decide, wilson_interval
 from bot.store import NewPicture
@@ -210,17 +208,3 @@ def snapshot(db: sqlite3.Connection, her_submission: int) -> dict:
             "pictures": db.execute("SELECT * FROM pictures WHERE user_id = 2").fetchall(),
             "votes": db.execute("SELECT * FROM votes WHERE user_id = 2 AND picture_id != ?",
                                 (her_submission,)).fetchall()}
-
-
-@pytest.mark.parametrize("toml, message", [
-    ("[curation]\nmin_voters = 0", "[curation] min_voters must be at least 1"),
-    ("[curation]\ncurate_above = 1.5", "[curation] curate_above must be between 0 and 1"),
-    ("[curation]\ncurate_above = 0.4\nreject_below = 0.6", "[curation] reject_below must not be above curate_above"),
-])
-def test_curation_config_is_checked(tmp_path, toml, message):
-    path = tmp_path / "bot.toml"
-    path.write_text(toml)
-    with pytest.raises(ConfigError, match=re.escape(message)):
-        load_config(path, environ={})
-    cfg = load_config(None, environ={"MOEBOT_CURATION_MIN_VOTERS": "5", "MOEBOT_CURATION_CURATE_ABOVE": "0.7"})
-    assert cfg.curation == CurationRules(min_voters=5, curate_above=0.7, reject_below=0.5)

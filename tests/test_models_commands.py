@@ -1,0 +1,89 @@
+"""/retrain, /models, /rollback and the admins' message when a run ends, with the real Retrainer."""
+
+import asyncio
+import io
+import shutil
+
+from PIL import Image
+
+from bot.retraining import RunOutcome
+from fakes.telegram_server import FakeTelegram
+from test_discord_bot import server  # noqa: F401  (the fixture)
+from test_discord_bot import EPHEMERAL, callback_of
+from test_discord_bot import running_bot as running_discord
+from test_discord_bot import stopped as stopped_discord
+from test_retraining import curate, make_retrainer
+from test_telegram_bot import running_bot, stopped
+
+ADMIN = 99
+
+
+def test_admins_retrain_see_models_and_roll_back_on_telegram(tmp_path, face_data_dir, tiny_generator_file):
+    data_dir = tmp_path / "data"
+    shutil.copytree(face_data_dir, data_dir)
+    curate(data_dir, hair=0, n=4)
+
+    async def go():
+        server = FakeTelegram()
+        await server.start()
+        retrainer = make_retrainer(data_dir, tiny_generator_file)
+        app, core = await running_bot(server, data_dir, admins=(f"telegram:{ADMIN}",), retrainer=retrainer)
+        try:
+            texts = []
+
+            async def say(text: str, user_id: int) -> str:
+                await server.send_command(text, user_id=user_id)
+                texts.append((await server.wait_for("sendMessage", count=len(texts) + 1))[-1].params["text"])
+                return texts[-1]
+            assert await say("/retrain", 1) == "Sorry, only the bot's admins can use /retrain."
+            assert (await say("/retrain", ADMIN)).startswith("Started retraining run ft-")
+            outcome = await retrainer.wait()
+            told = (await server.wait_for("sendPhoto"))[0]  # the admin's private chat: their user id
+            assert told.params["chat_id"] == ADMIN and told.params["caption"] == outcome.text[:1024]
+            assert told.file("photo") == outcome.grid.read_bytes()
+
+            await server.send_command("/models", user_id=1)  # everyone may look
+            models = (await server.wait_for("sendPhoto", count=2))[-1]
+            lines = models.params["caption"].splitlines()
+            assert lines[0] == "Model versions, newest first:"
+            assert lines[1].startswith(f"{outcome.version} · active (from ") and "hair " in lines[1]
+            assert lines[-1] == f"Grids, left to right: {outcome.version} (each: its parent's faces | its own)"
+            w, h = Image.open(outcome.grid).size
+            assert Image.open(io.BytesIO(models.file("photo"))).size == (w + 4, h + 4)  # one grid, framed
+
+            assert (await say("/rollback", ADMIN)).startswith("Rolled back: ")
+            assert await say("/rollback nonsense-1", ADMIN) == "I can't roll back: there is no model 'nonsense-1'."
+            assert await say("/rollback $$$", ADMIN) == "'$$$' is not a model version; /models lists them"
+        finally:
+            await stopped(app, core)
+            await server.stop()
+    asyncio.run(asyncio.wait_for(go(), 300))
+
+
+def test_models_commands_on_discord_and_the_admins_dm(tmp_path, server, tiny_generator_file):  # noqa: F811
+    grid = tmp_path / "grid.png"
+    Image.new("RGB", (8, 4), "white").save(grid)
+
+    async def go():
+        await server.start()
+        try:
+            retrainer = make_retrainer(tmp_path, tiny_generator_file)
+            bot = await running_discord(server, tmp_path, admins=(f"discord:{ADMIN}", "telegram:5"),
+                                        retrainer=retrainer)
+            answers = []
+            for name, options, user in (("models", {}, 1), ("retrain", {}, 1), ("rollback", {}, ADMIN)):
+                slash = server.slash(name, options, user_id=user)
+                bot._connection.parse_interaction_create(slash)
+                answers.append((await server.wait_for("POST", callback_of(server, slash)))[0].json["data"])
+            await bot.tell_admins(RunOutcome("ft-1", True, "no worse", "Run ft-1: promoted", grid))
+            dm = (await server.wait_for("POST", "channels/8099/messages"))[0]
+            await stopped_discord(bot)
+            return answers, dm
+        finally:
+            await server.stop()
+    (models, retrain, rollback), dm = asyncio.run(go())
+    assert models["content"].startswith("Model versions, newest first:\ntiny") and " · active" in models["content"]
+    assert retrain["flags"] == EPHEMERAL and retrain["content"] == "Sorry, only the bot's admins can use /retrain."
+    assert rollback["content"] == "I can't roll back: there is no earlier model."
+    assert dm.json["content"] == "Run ft-1: promoted" and [n for n, _ in dm.files.values()] == ["ft-1.png"]
+    assert server.of("POST", "users/@me/channels")[0].json == {"recipient_id": ADMIN}
