@@ -462,10 +462,12 @@ class Core:
         read = await self._read_upload(who, upload, decode_upload, SUBMIT_TIPS)
         if isinstance(read, Reply):
             return read
-        data, (picture, _) = read
+        data, (picture, animated) = read
         crops = await asyncio.to_thread(crop_faces, picture, SUBMIT_FACES)
         user = await self.store.user(who.platform, who.user_id, who.user_name)
         notes = [f"({crops.note.capitalize()}.)"] if crops.note else []
+        if animated:
+            notes.append("(Your image is animated; I used its first frame.)")
         replies: list[Reply] = []
         upload_id = None
         async with self._submitting:

@@ -24,26 +24,26 @@ def test_admins_retrain_see_models_and_roll_back_on_telegram(tmp_path, face_data
     curate(data_dir, hair=0, n=4)
 
     async def go():
-        server = FakeTelegram()
-        await server.start()
+        telegram = FakeTelegram()
+        await telegram.start()
         retrainer = make_retrainer(data_dir, tiny_generator_file)
-        app, core = await running_bot(server, data_dir, admins=(f"telegram:{ADMIN}",), retrainer=retrainer)
+        app, core = await running_bot(telegram, data_dir, admins=(f"telegram:{ADMIN}",), retrainer=retrainer)
         try:
             texts = []
 
             async def say(text: str, user_id: int) -> str:
-                await server.send_command(text, user_id=user_id)
-                texts.append((await server.wait_for("sendMessage", count=len(texts) + 1))[-1].params["text"])
+                await telegram.send_command(text, user_id=user_id)
+                texts.append((await telegram.wait_for("sendMessage", count=len(texts) + 1))[-1].params["text"])
                 return texts[-1]
             assert await say("/retrain", 1) == "Sorry, only the bot's admins can use /retrain."
             assert (await say("/retrain", ADMIN)).startswith("Started retraining run ft-")
             outcome = await retrainer.wait()
-            told = (await server.wait_for("sendPhoto"))[0]  # the admin's private chat: their user id
+            told = (await telegram.wait_for("sendPhoto"))[0]  # the admin's private chat: their user id
             assert told.params["chat_id"] == ADMIN and told.params["caption"] == outcome.text[:1024]
             assert told.file("photo") == outcome.grid.read_bytes()
 
-            await server.send_command("/models", user_id=1)  # everyone may look
-            models = (await server.wait_for("sendPhoto", count=2))[-1]
+            await telegram.send_command("/models", user_id=1)  # everyone may look
+            models = (await telegram.wait_for("sendPhoto", count=2))[-1]
             lines = models.params["caption"].splitlines()
             assert lines[0] == "Model versions, newest first:"
             assert lines[1].startswith(f"{outcome.version} · active (from ") and "hair " in lines[1]
@@ -56,7 +56,7 @@ def test_admins_retrain_see_models_and_roll_back_on_telegram(tmp_path, face_data
             assert await say("/rollback $$$", ADMIN) == "'$$$' is not a model version; /models lists them"
         finally:
             await stopped(app, core)
-            await server.stop()
+            await telegram.stop()
     asyncio.run(asyncio.wait_for(go(), 300))
 
 

@@ -62,6 +62,10 @@ def test_submit_crops_tags_and_refuses_what_the_dataset_has(data_dir, illustrati
             out["imported"] = await core.handle(ALICE, Submit(), upload=sent(encoded(imported)))
             out["cartoon"] = await core.handle(ALICE, Submit(None, eye_index("red")),
                                                upload=sent(encoded(draw_face("blue", "red", 77, size=128))))
+            frames = [draw_face("green", "purple", 91, size=128), draw_face("green", "purple", 92, size=128)]
+            gif = io.BytesIO()
+            frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:])
+            out["animated"] = await core.handle(ALICE, Submit(), upload=sent(gif.getvalue(), "a.gif"))
             out["not_a_picture"] = await core.handle(ALICE, Submit(), upload=sent(b"%PDF-1.4", "cv.pdf"))
             out["bare"] = await core.handle(ALICE, Submit())
             return out
@@ -91,6 +95,7 @@ def test_submit_crops_tags_and_refuses_what_the_dataset_has(data_dir, illustrati
     cartoon = out["cartoon"]
     assert cartoon.text.endswith("(No face found — used the whole picture.)") and not cartoon.refusal
     assert f"I think: {HAIR_COLORS[cartoon_hair]} hair" in cartoon.text
+    assert "\n(Your image is animated; I used its first frame.)\n" in out["animated"].text  # a cartoon like others
     assert out["not_a_picture"].text.startswith("That file is not a picture I can read")
     assert out["bare"].refusal and out["bare"].text.startswith("Send me a picture as a photo")
     assert db.execute("SELECT COUNT(*), COUNT(DISTINCT sha256) FROM uploads").fetchone() == (2, 2)
