@@ -58,7 +58,8 @@ async function loadGallery() {
     img.loading = "lazy";
     card.append(img, el("div", p.tags, "tags"),
                 el("div", `👍 ${p.up} 👎 ${p.down} · ${p.kind} · ${p.platform}${p.state ? ` · ${p.state}` : ""}`, "meta"),
-                el("div", `#${p.id} · ${p.model_version} · ${p.created_at.slice(0, 16).replace("T", " ")}`, "meta"));
+                el("div", [`#${p.id}`, p.model_version, p.created_at.slice(0, 16).replace("T", " ")]
+                  .filter(Boolean).join(" · "), "meta"));
     cards.appendChild(card);
   }
   document.getElementById("total").textContent = `${data.total} pictures`;
