@@ -243,6 +243,19 @@ def test_the_sketch_pad_draws_with_the_mouse_undoes_and_clears(served, page):
     assert "Draw something" in page.locator(".msg.refusal .text").last.inner_text()
 
 
+def test_a_finger_draws_on_the_pad_too(served, browser):
+    """Pointer events: touch draws like the mouse (a tap leaves a dot)."""
+    context = browser.new_context(has_touch=True, viewport={"width": 420, "height": 900})
+    try:
+        touch = context.new_page()
+        touch.goto(served.url)
+        box = touch.locator("#pad").bounding_box()
+        touch.touchscreen.tap(box["x"] + 100, box["y"] + 100)
+        assert dark_pixels(touch) > 0
+    finally:
+        context.close()
+
+
 def test_a_sketch_drawn_on_the_pad_is_painted_as_a_face(served, page):
     page.goto(served.url)
     stroke(page, [(128, 30), (60, 90), (70, 200), (128, 235), (190, 200), (200, 90), (128, 30)])  # a head
