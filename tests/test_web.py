@@ -1,7 +1,9 @@
 """The playground and the dashboard for real: an aiohttp server on loopback in front of a real Core, generator
 service and SQLite file, driven by Debian's Chromium through Playwright.
 
-The tests that see the bundled generator's faces also write the README's screenshots into docs/.
+The tests that see the bundled generator's faces also take the README's screenshots: into the folder
+``$MOEBOT_SCREENSHOTS`` names (``MOEBOT_SCREENSHOTS=docs pytest tests/test_web.py`` renews docs/), else into
+a temporary folder, so a test run leaves the work tree as it was.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -36,7 +39,7 @@ from generator.weights import BUNDLED_GENERATOR, read_metadata, weights_version
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = Path(os.environ.get("MOEBOT_SCREENSHOTS") or tempfile.mkdtemp(prefix="moebot-screenshots-"))
 
 
 @pytest.fixture(scope="session")
