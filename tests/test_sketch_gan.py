@@ -93,7 +93,7 @@ def doodle_npy(tmp_path_factory):
 
 def _opts(face_data_dir, doodle_npy, run, **kw) -> CycleGANOptions:
     base = dict(data=str(face_data_dir), doodles=str(doodle_npy), run=str(run), batch=4, snapshot_every=2,
-                sample_every=3, log_every=1, threads=1, **TINY)
+                sample_every=3, log_every=1, threads=1, d_real_batch=8, **TINY)
     return CycleGANOptions(**{**base, **kw})
 
 

@@ -14,8 +14,10 @@ Each step sees a batch of tagged faces x, their XDoG line art l, and doodles d
   and a sketch repeated into RGB fed to F should come back unchanged;
 - adversarial (hinge, on 8x8 patches, against a pool of 50 past fakes):
   D_face for G's faces from line art and from doodles, D_sketch for F's sketches;
-- colour (ACGAN): D_face classifies real faces' hair and eye; G is pushed to
-  have its faces classified as the requested tags (doodles get random tags);
+- colour (ACGAN): D_face classifies real faces' hair and eye (on ``d_real_batch``
+  real faces a step, more than G draws: they cost D little and its classifier
+  learns small eye colours slowly); G is pushed to have its faces classified as
+  the requested tags (doodles get random tags);
 - mode seeking (Mao et al. 2019): the two faces drawn from one doodle with
   two z should differ in proportion to their z, so z is not ignored.
 
@@ -86,6 +88,8 @@ class CycleGANOptions:
     cls_weight: float = 1.0           # G's colour-classification loss
     ms_weight: float = 1.0            # mode seeking on z
     pool_size: int = 50
+    d_real_batch: int = 64            # real faces D_face sees per step: cheap for D, and its colour classifier is
+                                      # what teaches G the (small) eye colours
 
 
 class FakePool:
@@ -280,11 +284,12 @@ def training_loop(opts: CycleGANOptions, resume: bool = False, progress: bool = 
     model.train()
     while not done():
         t0 = clock()
-        idx = torch.randint(len(faces), (b,))
-        x = FaceDataset.to_float(faces.images[idx])
-        flip = torch.rand(b) < 0.5
-        x = torch.where(flip[:, None, None, None], x.flip(3), x).to(device)
-        hair, eye = faces.hair[idx].to(device), faces.eye[idx].to(device)
+        idx = torch.randint(len(faces), (max(b, opts.d_real_batch),))  # the first b also go through G and F
+        real = FaceDataset.to_float(faces.images[idx])
+        flip = torch.rand(len(idx)) < 0.5
+        real = torch.where(flip[:, None, None, None], real.flip(3), real).to(device)
+        real_hair, real_eye = faces.hair[idx].to(device), faces.eye[idx].to(device)
+        x, hair, eye = real[:b], real_hair[:b], real_eye[:b]
         lines = line_art(x)
         d = doodles.augmented(torch.randint(len(doodles), (h,))).to(device)
         d_hair, d_eye = torch.randint(N_HAIR, (h,), device=device), torch.randint(N_EYE, (h,), device=device)
@@ -297,7 +302,7 @@ def training_loop(opts: CycleGANOptions, resume: bool = False, progress: bool = 
         model.D_face.requires_grad_(True), model.D_sketch.requires_grad_(True)
 
         d_out = model.discriminator_losses(
-            x, hair, eye, torch.cat([d, lines[:h]]),
+            real, real_hair, real_eye, torch.cat([d, lines[:h]]),
             face_pool.query(g_out.pop("_fake_faces")), sketch_pool.query(g_out.pop("_fake_sketches")))
         opt_d.zero_grad(set_to_none=True)
         d_out["loss"].backward()
