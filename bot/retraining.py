@@ -27,7 +27,7 @@ from typing import Awaitable, Callable
 import migrations
 from bot.config import TrainingConfig
 from generator.active_model import models_dir, promote_file, read_active
-from generator.weights import read_metadata, weights_version
+from generator.weights import BUNDLED_DISCRIMINATOR, BUNDLED_GENERATOR, read_metadata, weights_version
 from training import registry
 from training.dataset import is_heldout
 from training.gate import judge
@@ -102,11 +102,12 @@ class Retrainer:
         if not lock_is_free(self.models_dir):
             return "A retraining run is going in another moebot process; try again when it has finished."
         parent_version, parent_path = await self._db(self._register_active)
+        parent_d = await self._db(lambda conn: self._partner(conn, parent_version))
         self._version = f"ft-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
         self._started = datetime.now(timezone.utc)
         run_dir = self.data_dir / "retrain" / self._version
         await self._db(lambda conn: registry.begin(conn, self._version, parent_version, run_dir))
-        self._task = asyncio.create_task(self._run(self._version, parent_path, run_dir, requested_by))
+        self._task = asyncio.create_task(self._run(self._version, parent_path, parent_d, run_dir, requested_by))
         return (f"Started retraining run {self._version} from {parent_version} ({self.cfg.steps} steps, "
                 f"requested by {requested_by}); admins get the result when it ends.")
 
@@ -145,9 +146,10 @@ class Retrainer:
                                                        f"rolled back by {requested_by}", promoted.weights))
         return f"Rolled back: {target.version} draws again (the service switches within seconds)."
 
-    async def _run(self, version: str, parent: Path, run_dir: Path, requested_by: str) -> RunOutcome:
+    async def _run(self, version: str, parent: Path, parent_d: Path | None, run_dir: Path,
+                   requested_by: str) -> RunOutcome:
         try:
-            outcome = await self._train_and_judge(version, parent, run_dir)
+            outcome = await self._train_and_judge(version, parent, parent_d, run_dir)
         except Exception as e:  # never let a failed run take the bot down or stay 'training'
             log.exception("retraining run %s failed", version)
             await self._db(lambda conn: registry.set_state(conn, version, "failed", f"error: {e}"))
@@ -163,10 +165,12 @@ class Retrainer:
                 log.exception("could not report the end of run %s", version)
         return outcome
 
-    async def _train_and_judge(self, version: str, parent: Path, run_dir: Path) -> RunOutcome:
+    async def _train_and_judge(self, version: str, parent: Path, parent_d: Path | None,
+                               run_dir: Path) -> RunOutcome:
         c = self.cfg
         run_dir.mkdir(parents=True, exist_ok=True)
         opts = RetrainOptions(data=str(self.data_dir), run=str(run_dir), parent=str(parent), version=version,
+                              parent_d=str(parent_d or ""),
                               steps=c.steps, batch=c.batch, threads=c.threads, d_warmup=c.d_warmup,
                               curated_share=c.curated_share, curated_half=c.curated_half, lr=c.lr)
         why = await (self._train_on_ray(opts) if c.backend == "ray" else self._train_in_child(opts))
@@ -231,6 +235,18 @@ class Retrainer:
         if self.running is None and lock_is_free(self.models_dir):
             registry.fail_interrupted(conn)
         return version, path
+
+    def _partner(self, conn: sqlite3.Connection, version: str) -> Path | None:
+        """The discriminator trained beside ``version``: a fine-tune that starts from it keeps the pair's
+        balance (a fresh one first drags the generator towards what it can tell apart, and faces blotch)."""
+        record = registry.get(conn, version)
+        kept = record.run_dir / "discriminator.safetensors" if record and record.run_dir else None
+        if kept and kept.exists():
+            return kept
+        if BUNDLED_DISCRIMINATOR.exists() and version == weights_version(BUNDLED_GENERATOR,
+                                                                         read_metadata(BUNDLED_GENERATOR)):
+            return BUNDLED_DISCRIMINATOR
+        return None
 
     def _new_curated(self, conn: sqlite3.Connection) -> int:
         """Curated training faces (held-out ones are only ever measured on) the active model has not seen."""

@@ -20,12 +20,14 @@ from generator.models import acgan, seed_acgan, sketch_gan, tagger
 
 BUNDLED_DIR = Path(__file__).parent / "weights"
 BUNDLED_GENERATOR = BUNDLED_DIR / "acgan.safetensors"
+BUNDLED_DISCRIMINATOR = BUNDLED_DIR / "acgan-d.safetensors"  # the bundled generator's partner: fine-tunes start here
 BUNDLED_TAGGER = BUNDLED_DIR / "tagger.safetensors"
 BUNDLED_SKETCH = BUNDLED_DIR / "sketch.safetensors"
 
 # arch name -> (config class, module class) for every network a weights file may hold
 ARCHS: dict[str, tuple[type, type[nn.Module]]] = {
     "acgan": (acgan.ACGANConfig, acgan.Generator),
+    "acgan-d": (acgan.ACGANConfig, acgan.Discriminator),
     "seed-acgan": (seed_acgan.SeedACGANConfig, seed_acgan.Generator),
     "tagger": (tagger.TaggerConfig, tagger.Tagger),
     "sketch2face": (sketch_gan.SketchGANConfig, sketch_gan.SketchToFace),

@@ -1,6 +1,7 @@
 """Retraining: the gate, curated weighting, and whole runs in a child process on tiny data."""
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -114,6 +115,23 @@ def test_a_run_trains_in_a_child_is_judged_promoted_and_rolled_back(tmp_path, fa
     assert registry.trained_on(conn, outcome.version) == {i for i in curated if not _heldout(conn, i)}
     conn.close()
     assert not (data_dir / "retrain" / outcome.version / "snapshot.pt").exists()
+    assert (data_dir / "retrain" / outcome.version / "discriminator.safetensors").exists()  # for the next run
+
+
+def test_a_fine_tune_of_the_bundled_model_starts_from_its_discriminator(tmp_path, face_data_dir):
+    from generator.weights import BUNDLED_DISCRIMINATOR, BUNDLED_GENERATOR
+    data_dir = tmp_path / "data"
+    shutil.copytree(face_data_dir, data_dir)
+    curate(data_dir, hair=0, n=4)
+
+    async def go():
+        retrainer = make_retrainer(data_dir, BUNDLED_GENERATOR, steps=2, d_warmup=1)
+        await retrainer.start("telegram:1")
+        return await retrainer.wait()
+    outcome = asyncio.run(go())
+    options = json.loads((data_dir / "retrain" / outcome.version / "options.json").read_text())
+    assert options["init"] == str(BUNDLED_GENERATOR) and options["init_d"] == str(BUNDLED_DISCRIMINATOR)
+    assert outcome.promoted, outcome.reason
 
 
 def _heldout(conn: sqlite3.Connection, image_id: int) -> bool:

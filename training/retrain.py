@@ -56,6 +56,7 @@ class RetrainOptions:
     run: str               # this run's folder
     parent: str            # weights of the model that serves now
     version: str           # the name the candidate will carry
+    parent_d: str = ""     # the parent's discriminator, if kept (else the run starts a fresh one)
     steps: int = 1000
     batch: int = 64
     threads: int = 1
@@ -81,7 +82,7 @@ def retrain(opts: RetrainOptions, models_dir: Path, progress: bool = False) -> d
         run = Path(opts.run)
         exported = training_loop(TrainOptions(
             data=opts.data, run=opts.run, steps=opts.steps, batch=opts.batch, threads=opts.threads,
-            init=opts.parent, d_warmup=opts.d_warmup, curated_share=opts.curated_share,
+            init=opts.parent, init_d=opts.parent_d or None, d_warmup=opts.d_warmup, curated_share=opts.curated_share,
             curated_half=opts.curated_half, lr=opts.lr, snapshot_every=max(50, opts.steps // 4),
             sample_every=opts.steps, log_every=max(1, min(25, opts.steps // 10))), progress=progress)
         parent, _ = load_module(opts.parent)

@@ -51,6 +51,7 @@ class TrainOptions:
     d_ch: int = 32
     g_cls_weight: float = 1.0         # default preset: weight of the generator's classification loss
     init: str | None = None           # fine-tune: start the generator from these weights (its size wins)
+    init_d: str | None = None         # fine-tune: start the discriminator from these weights (else a fresh one)
     d_warmup: int = 0                 # fine-tune: steps that train only the fresh discriminator
     curated_share: float = 0.0        # most of each batch drawn from curated faces (see batch_weights)
     curated_half: int = 20            # curated faces at which they get half of curated_share
@@ -202,9 +203,10 @@ def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = Tru
         torch.set_num_threads(opts.threads)
     torch.manual_seed(opts.seed)
     objective = PRESETS[opts.preset](opts)
-    if opts.init and resume_state is None:
-        start_from, _ = load_module(opts.init)
-        objective.G.load_state_dict(start_from.state_dict())
+    if resume_state is None:
+        for path, net in ((opts.init, objective.G), (opts.init_d, objective.D)):
+            if path:
+                net.load_state_dict(load_module(path)[0].state_dict())
     G, D = objective.G.to(device), objective.D.to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     lr = opts.lr or objective.lr
@@ -252,6 +254,9 @@ def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = Tru
         save_module(exported(), run.path / "generator.safetensors", objective.config.to_dict(),
                     preset=opts.preset, step=step, kimg=round(step * batch / 1000, 1),
                     train_minutes=round(elapsed / 60, 1), images=len(data))
+        if opts.preset == "default":  # its partner, for a later fine-tune to start from
+            save_module(D, run.path / "discriminator.safetensors", {**objective.config.to_dict(), "arch": "acgan-d"},
+                        step=step)
         loss_curve(run.stats, run.path / "loss.png",
                    ("d_adv", "g_adv", "d_cls", "g_cls", "acc_hair_fake", "acc_eye_fake"))
 
