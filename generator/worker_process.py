@@ -64,7 +64,10 @@ def _serve(conn: Connection, weights: str | None, device: str, threads: int, com
                          "sketch_version": sketcher.version if sketcher else None,
                          "sketch_z_dim": sketcher.z_dim if sketcher else 0}))
     while True:
-        msg = conn.recv()
+        try:
+            msg = conn.recv()
+        except EOFError:  # the parent went away (it died, or dropped a worker it was starting): nothing to serve
+            return
         if msg[0] == "stop":
             return
         arrays = [torch.from_numpy(a) for a in msg[1:]]

@@ -77,6 +77,11 @@ def curate(data_dir: Path, hair: int, n: int) -> list[int]:
     return rows
 
 
+# a fine-tune that ruins a good model (Adam steps of 5 wreck every weight) under the default gate
+RUIN = dict(steps=6, d_warmup=2, lr=5.0, margin_hair_ratio=0.02, margin_eye_ratio=0.02, margin_diversity_ratio=0.03,
+            margin_fd=0.10)
+
+
 def make_retrainer(data_dir: Path, weights: Path, **cfg) -> Retrainer:
     options = dict(steps=12, batch=16, d_warmup=4, min_new=3, margin_hair_ratio=1.0, margin_eye_ratio=1.0,
                    margin_diversity_ratio=1.0, margin_fd=100.0, keep_runs=2)
@@ -139,16 +144,15 @@ def _heldout(conn: sqlite3.Connection, image_id: int) -> bool:
     return is_heldout(conn.execute("SELECT sha256 FROM images WHERE id = ?", (image_id,)).fetchone()[0])
 
 
-def test_a_worse_candidate_is_rejected_and_the_active_model_keeps_serving(tmp_path, face_data_dir,
-                                                                           tiny_generator_file):
-    """A run forced to ruin the model (a learning rate 25,000 times too high) fails the default gate."""
+def test_a_worse_candidate_is_rejected_and_the_active_model_keeps_serving(tmp_path, face_data_dir):
+    """A run forced to ruin the bundled model (a learning rate 50,000 times too high) fails the default gate."""
+    from generator.weights import BUNDLED_GENERATOR
     data_dir = tmp_path / "data"
     shutil.copytree(face_data_dir, data_dir)
     curate(data_dir, hair=0, n=4)
 
     async def go():
-        retrainer = make_retrainer(data_dir, tiny_generator_file, lr=5.0, margin_hair_ratio=0.02,
-                                   margin_eye_ratio=0.02, margin_diversity_ratio=0.03, margin_fd=0.10)
+        retrainer = make_retrainer(data_dir, BUNDLED_GENERATOR, **RUIN)
         await retrainer.start("telegram:1")
         return await retrainer.wait(), await retrainer.models()
     outcome, models = asyncio.run(go())

@@ -14,25 +14,27 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.config import TelegramConfig
 from bot.curation import CurationRules
 from bot.telegram_adapter import build_application, start, stop
-from fakes.bot_parts import closed, make_core, tiny_weights
+from fakes.bot_parts import closed, make_core
 from fakes.telegram_server import FakeTelegram
 from generator.active_model import follow_promotions
-from test_retraining import make_retrainer
+from generator.weights import BUNDLED_GENERATOR, read_metadata, weights_version
+from test_retraining import RUIN, make_retrainer
 from test_telegram_bot import keyboard_of
 from test_telegram_curation import message_of
 
 ADMIN = 99
+BUNDLED = weights_version(BUNDLED_GENERATOR, read_metadata(BUNDLED_GENERATOR))
 
 
 def test_votes_schedule_gate_promotion_rejection_kill_and_rollback(tmp_path, face_data_dir):
     data_dir = tmp_path / "data"
     shutil.copytree(face_data_dir, data_dir)
-    serving = tiny_weights(data_dir / "serving.safetensors", version="test-v1")
+    serving = BUNDLED_GENERATOR  # a good model, which a ruinous run is sure to make worse
 
     async def go():
         server = FakeTelegram()
         await server.start()
-        retrainer = make_retrainer(data_dir, serving, every_s=0.5, min_new=3)
+        retrainer = make_retrainer(data_dir, serving, every_s=0.5, min_new=3, steps=4, d_warmup=1)
         core = await make_core(data_dir, weights=serving, admins=(f"telegram:{ADMIN}",), retrainer=retrainer,
                                curation=CurationRules(min_voters=2, curate_above=0.3, reject_below=0.1))
         cfg = TelegramConfig(base_url=server.base_url, base_file_url=server.base_file_url, poll_timeout_s=1)
@@ -64,7 +66,7 @@ def test_votes_schedule_gate_promotion_rejection_kill_and_rollback(tmp_path, fac
             # users vote faces up until enough are curated; the scheduled check then starts a run
             for seed in range(8):
                 photo_caption = await waifu(f"/waifu pink blue seed:{seed}")
-                assert "model test-v1" in photo_caption
+                assert f"model {BUNDLED}" in photo_caption
                 photo = server.of("sendPhoto")[-1]
                 for voter in (2, 3):
                     await server.press(message_of(photo, 1), keyboard_of(photo)[0][0][1], user_id=voter)
@@ -82,8 +84,7 @@ def test_votes_schedule_gate_promotion_rejection_kill_and_rollback(tmp_path, fac
             scheduler.shutdown(wait=False)  # nothing new is curated: the rest is asked for by hand
 
             # a run forced to ruin the model is rejected by the gate; the promoted model keeps serving
-            retrainer.cfg = dataclasses.replace(retrainer.cfg, lr=5.0, margin_hair_ratio=0.02, margin_eye_ratio=0.02,
-                                                margin_diversity_ratio=0.03, margin_fd=0.10)
+            retrainer.cfg = dataclasses.replace(retrainer.cfg, **RUIN)
             assert (await said("/retrain", user_id=1)).startswith("Sorry, only the bot's admins")
             photos = len(server.of("sendPhoto"))
             assert (await said("/retrain")).startswith("Started retraining run ft-")
@@ -102,7 +103,7 @@ def test_votes_schedule_gate_promotion_rejection_kill_and_rollback(tmp_path, fac
             os.kill(retrainer.running[1], signal.SIGKILL)
             failed = (await server.wait_for("sendMessage", count=messages + 1))[-1]
             assert "failed: the training process ended with status -9" in failed.params["text"]
-            retrainer.cfg = dataclasses.replace(retrainer.cfg, steps=12)
+            retrainer.cfg = dataclasses.replace(retrainer.cfg, steps=4)
             photos = len(server.of("sendPhoto"))
             await said("/retrain")
             again = await admin_told(photos)
