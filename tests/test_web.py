@@ -34,7 +34,7 @@ from bot.web.adapter import LOCAL
 from fakes.bot_parts import closed, make_core, tiny_weights
 from generator.active_model import read_active
 from generator.images import grid, png_bytes, to_pil
-from generator.weights import BUNDLED_GENERATOR, read_metadata, weights_version
+from generator.weights import BUNDLED_GENERATOR, BUNDLED_SKETCH, read_metadata, weights_version
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -73,7 +73,8 @@ class Served:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.core = self.call(make_core(data_dir, weights=weights, compile=False))
+        sketch = BUNDLED_SKETCH if weights == BUNDLED_GENERATOR else None  # real faces: real sketches too
+        self.core = self.call(make_core(data_dir, weights=weights, sketch_weights=sketch, compile=False))
         self.core.display_size = 256  # as in bot.toml: the screenshots show what a user sees
         app = server.create_app(self.core, runs_dir, admin_token)
         self.csrf = app[server.SECURITY].csrf
@@ -103,7 +104,7 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """The bundled generator, so the screenshots show real faces (a face takes milliseconds on the CPU)."""
+    """The bundled generators, so the screenshots show real faces (a face takes milliseconds on the CPU)."""
     root = tmp_path_factory.mktemp("web")
     s = Served(root / "data", root / "runs", BUNDLED_GENERATOR)
     yield s
