@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
+from tqdm import tqdm
 
 
 class RunFolder:
@@ -68,3 +70,59 @@ class RunFolder:
         tmp = self.path / (name + ".tmp")
         tmp.write_text(text)
         os.replace(tmp, self.path / name)
+
+
+class Schedule:
+    """The clockwork every training loop shares: the step count and training time (totals across resumes),
+    when to stop (``steps`` or ``minutes``), a progress bar, means of the losses logged every ``log_every``
+    steps, and whether a grid or a snapshot is due. A non-finite loss stops the run; the last snapshot stays."""
+
+    def __init__(self, run: RunFolder, opts: Any, batch: int, name: str, progress: bool,
+                 step: int = 0, elapsed: float = 0.0):
+        self.run, self.opts, self.batch = run, opts, batch
+        self.step, self.elapsed = step, elapsed
+        self.clock = time.process_time if opts.clock == "cpu" else time.perf_counter
+        by_steps = opts.steps is not None
+        self.bar = tqdm(total=opts.steps if by_steps else int(opts.minutes * 60),
+                        initial=step if by_steps else int(elapsed), unit="step" if by_steps else "s",
+                        disable=not progress, desc=f"{name} {run.path.name}", dynamic_ncols=True)
+        self._sums: dict[str, float] = {}
+        self._t0 = 0.0
+
+    def done(self) -> bool:
+        o = self.opts
+        return (o.steps is not None and self.step >= o.steps) or (
+            o.minutes is not None and self.elapsed >= o.minutes * 60)
+
+    def begin(self) -> None:
+        self._t0 = self.clock()
+
+    def end(self, losses: dict[str, Any], postfix: Callable[[dict[str, float]], dict[str, str]],
+            write_grid: Callable[[], None], write_snapshot: Callable[[], None]) -> None:
+        """Count the step that began at ``begin`` (``losses`` are its tensors; ``loss`` itself is left out),
+        and write the grid and the snapshot when they are due."""
+        stats = {k: float(v.detach()) for k, v in losses.items() if k != "loss"}
+        if not all(math.isfinite(v) for v in stats.values()):
+            raise FloatingPointError(f"step {self.step}: non-finite loss {stats}; the last snapshot is kept")
+        for k, v in stats.items():
+            self._sums[k] = self._sums.get(k, 0.0) + v
+        self.step += 1
+        dt = self.clock() - self._t0
+        self.elapsed += dt
+        self.bar.update(1 if self.opts.steps is not None else dt)
+        if self.step % self.opts.log_every == 0:
+            means = {k: v / self.opts.log_every for k, v in self._sums.items()}
+            self.run.log(self.step, kimg=self.step * self.batch / 1000, sec_per_step=dt,
+                         minutes=self.elapsed / 60, **means)
+            self.bar.set_postfix(**postfix(means))
+            self._sums.clear()
+        if self.step % self.opts.sample_every == 0:
+            write_grid()
+        if self.step % self.opts.snapshot_every == 0:
+            write_snapshot()
+
+    def finish(self, write_grid: Callable[[], None], write_snapshot: Callable[[], None]) -> None:
+        """The run is done: close the bar, write the last grid and snapshot."""
+        self.bar.close()
+        write_grid()
+        write_snapshot()

@@ -10,8 +10,6 @@ batch 128, Adam 2e-4, beta1 0.5) so the two can be compared on the same data.
 from __future__ import annotations
 
 import copy
-import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
@@ -19,7 +17,6 @@ from typing import Callable, Protocol
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from generator.images import grid, to_uint8
 from generator.models import acgan, seed_acgan, tag_condition
@@ -27,7 +24,7 @@ from generator.tags import EYE_COLORS, N_EYE, N_HAIR
 from generator.weights import load_module, read_metadata, save_module
 from training.dataset import FaceDataset
 from training.plots import loss_curve
-from training.runs import RunFolder
+from training.runs import RunFolder, Schedule
 
 SAMPLE_EYES = ("blue", "red", "green", "yellow", "purple", "brown")  # grid columns; rows are all 12 hair colours
 
@@ -193,7 +190,7 @@ def standing_stats(G: nn.Module, z_dim: int, device: torch.device, batches: int 
 def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = True) -> Path:
     """Train until ``opts.steps`` or ``opts.minutes`` (totals across resumes); return the exported generator."""
     if opts.steps is None and opts.minutes is None:
-        raise ValueError("give --steps or --minutes")
+        raise ValueError("give --steps or --minutes")  # before a run folder is made for nothing
     if opts.init:  # the network must match the weights it starts from
         opts.g_ch = read_metadata(opts.init)["config"].get("g_ch", opts.g_ch)
     run = RunFolder(opts.run)
@@ -229,7 +226,7 @@ def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = Tru
     data = FaceDataset.load(opts.data, "train", progress=progress)
     weights = batch_weights(data, opts.curated_share, opts.curated_half)
     fixed = [t.to(device) for t in sample_latents(z_dim)]
-    clock = time.process_time if opts.clock == "cpu" else time.perf_counter
+    sched = Schedule(run, opts, batch, opts.preset, progress, step, elapsed)
 
     export_cache: dict[int, nn.Module] = {}
 
@@ -237,46 +234,41 @@ def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = Tru
         """The generator as it will be served: EMA weights with standing BN stats, or the raw one in eval mode.
 
         Built once per step: a step that writes both a grid and a snapshot re-estimates the stats once."""
-        if step not in export_cache:
+        if sched.step not in export_cache:
             export = copy.deepcopy(G_ema)
             if objective.ema:
                 standing_stats(export, z_dim, device)
             export_cache.clear()
-            export_cache[step] = export.eval()
-        return export_cache[step]
+            export_cache[sched.step] = export.eval()
+        return export_cache[sched.step]
 
     def snapshot() -> None:
         run.save_snapshot({
             "G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict(),
             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-            "rng": torch.get_rng_state(), "step": step, "elapsed": elapsed,
+            "rng": torch.get_rng_state(), "step": sched.step, "elapsed": sched.elapsed,
         })
         save_module(exported(), run.path / "generator.safetensors", objective.config.to_dict(),
-                    preset=opts.preset, step=step, kimg=round(step * batch / 1000, 1),
-                    train_minutes=round(elapsed / 60, 1), images=len(data))
+                    preset=opts.preset, step=sched.step, kimg=round(sched.step * batch / 1000, 1),
+                    train_minutes=round(sched.elapsed / 60, 1), images=len(data))
         if opts.preset == "default":  # its partner, for a later fine-tune to start from
             save_module(D, run.path / "discriminator.safetensors", {**objective.config.to_dict(), "arch": "acgan-d"},
-                        step=step)
+                        step=sched.step)
         loss_curve(run.stats, run.path / "loss.png",
                    ("d_adv", "g_adv", "d_cls", "g_cls", "acc_hair_fake", "acc_eye_fake"))
 
     def sample_grid() -> None:
         with torch.no_grad():
             imgs = to_uint8(exported()(fixed[0], tag_condition(fixed[1], fixed[2])))
-        grid(imgs, len(SAMPLE_EYES)).save(run.path / f"fakes{step:06d}.png")
+        grid(imgs, len(SAMPLE_EYES)).save(run.path / f"fakes{sched.step:06d}.png")
 
-    def done() -> bool:
-        return (opts.steps is not None and step >= opts.steps) or (
-            opts.minutes is not None and elapsed >= opts.minutes * 60)
+    def postfix(means: dict[str, float]) -> dict[str, str]:
+        return dict(d=f"{means['d_adv']:.2f}", g=f"{means['g_adv']:.2f}", hair=f"{means['acc_hair_fake']:.2f}",
+                    eye=f"{means['acc_eye_fake']:.2f}")
 
-    total = opts.steps if opts.steps is not None else int(opts.minutes * 60)
-    bar = tqdm(total=total, initial=step if opts.steps is not None else int(elapsed),
-               unit="step" if opts.steps is not None else "s", disable=not progress,
-               desc=f"{opts.preset} {Path(opts.run).name}", dynamic_ncols=True)
-    sums: dict[str, float] = {}
     G.train(), D.train()
-    while not done():
-        t0 = clock()
+    while not sched.done():
+        sched.begin()
         idx = torch.randint(len(data), (batch,)) if weights is None else torch.multinomial(weights, batch, True)
         real = FaceDataset.to_float(data.images[idx]).to(device)
         flip = torch.rand(batch, device=device) < 0.5
@@ -291,7 +283,7 @@ def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = Tru
 
         D.requires_grad_(False)
         g_out = objective.g_loss(fake, hair, eye)
-        if step >= opts.d_warmup:  # a fine-tune's fresh D first learns to judge the faces G already draws
+        if sched.step >= opts.d_warmup:  # a fine-tune's fresh D first learns to judge the faces G already draws
             opt_g.zero_grad(set_to_none=True)
             g_out["loss"].backward()
             opt_g.step()
@@ -299,26 +291,6 @@ def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = Tru
 
         ema_update(G_ema, G, ema_beta)
 
-        stats = {k: float(v.detach()) for k, v in (*d_out.items(), *g_out.items()) if k != "loss"}
-        if not all(math.isfinite(v) for v in stats.values()):
-            raise FloatingPointError(f"step {step}: non-finite loss {stats}; the last snapshot is kept")
-        for k, v in stats.items():
-            sums[k] = sums.get(k, 0.0) + v
-        step += 1
-        dt = clock() - t0
-        elapsed += dt
-        bar.update(1 if opts.steps is not None else dt)
-        if step % opts.log_every == 0:
-            means = {k: v / opts.log_every for k, v in sums.items()}
-            run.log(step, kimg=step * batch / 1000, sec_per_step=dt, minutes=elapsed / 60, **means)
-            bar.set_postfix(d=f"{means['d_adv']:.2f}", g=f"{means['g_adv']:.2f}",
-                            hair=f"{means['acc_hair_fake']:.2f}", eye=f"{means['acc_eye_fake']:.2f}")
-            sums.clear()
-        if step % opts.sample_every == 0:
-            sample_grid()
-        if step % opts.snapshot_every == 0:
-            snapshot()
-    bar.close()
-    sample_grid()
-    snapshot()
+        sched.end({**d_out, **g_out}, postfix, sample_grid, snapshot)
+    sched.finish(sample_grid, snapshot)
     return run.path / "generator.safetensors"

@@ -29,8 +29,6 @@ face trainer's conventions (options, stats, loss curves, grids, snapshots, resum
 from __future__ import annotations
 
 import copy
-import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +36,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
-from tqdm import tqdm
 
 from generator.images import grid, to_uint8
 from generator.models import tag_condition
@@ -49,7 +46,7 @@ from generator.tags import EYE_COLORS, HAIR_COLORS, N_EYE, N_HAIR
 from generator.weights import save_module
 from training.dataset import FaceDataset
 from training.plots import loss_curve
-from training.runs import RunFolder
+from training.runs import RunFolder, Schedule
 from training.sketch_data import DoodleSet, heldout_faces, line_art
 from training.train_acgan import ema_update, pick_device
 
@@ -221,7 +218,7 @@ def sample_grid(G: nn.Module, Fn: nn.Module, fixed: dict[str, torch.Tensor]) -> 
 def training_loop(opts: CycleGANOptions, resume: bool = False, progress: bool = True) -> Path:
     """Train until ``opts.steps`` or ``opts.minutes`` (totals across resumes); return the exported G."""
     if opts.steps is None and opts.minutes is None:
-        raise ValueError("give --steps or --minutes")
+        raise ValueError("give --steps or --minutes")  # before a run folder is made for nothing
     if opts.batch < 2 or opts.batch % 2:
         raise ValueError("--batch must be even (each doodle is drawn twice, with two latents)")
     run = RunFolder(opts.run)
@@ -251,17 +248,17 @@ def training_loop(opts: CycleGANOptions, resume: bool = False, progress: bool = 
     doodles = DoodleSet.load(opts.doodles, "train")
     fixed = {k: v.to(device) for k, v in sample_inputs(
         DoodleSet.load(opts.doodles, "heldout").sketches(), heldout_faces(opts.data), opts.z_dim).items()}
-    clock = time.process_time if opts.clock == "cpu" else time.perf_counter
+    sched = Schedule(run, opts, opts.batch, "cyclegan", progress, step, elapsed)
 
     def snapshot() -> None:
         run.save_snapshot({
             "model": model.state_dict(), "G_ema": G_ema.state_dict(),
             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
             "face_pool": face_pool.images, "sketch_pool": sketch_pool.images,
-            "rng": torch.get_rng_state(), "step": step, "elapsed": elapsed,
+            "rng": torch.get_rng_state(), "step": sched.step, "elapsed": sched.elapsed,
         })
-        info = dict(step=step, kimg=round(step * opts.batch / 1000, 1), train_minutes=round(elapsed / 60, 1),
-                    images=len(faces), doodles=len(doodles))
+        info = dict(step=sched.step, kimg=round(sched.step * opts.batch / 1000, 1),
+                    train_minutes=round(sched.elapsed / 60, 1), images=len(faces), doodles=len(doodles))
         save_module(G_ema, run.path / "generator.safetensors", model.cfg.to_dict("sketch2face"), **info)
         save_module(model.F, run.path / "face2sketch.safetensors", model.cfg.to_dict("face2sketch"), **info)
         loss_curve(run.stats, run.path / "loss.png",
@@ -269,21 +266,16 @@ def training_loop(opts: CycleGANOptions, resume: bool = False, progress: bool = 
                     "acc_hair_fake", "acc_eye_fake"))
 
     def write_grid() -> None:
-        sample_grid(G_ema, model.F, fixed).save(run.path / f"fakes{step:06d}.png")
+        sample_grid(G_ema, model.F, fixed).save(run.path / f"fakes{sched.step:06d}.png")
 
-    def done() -> bool:
-        return (opts.steps is not None and step >= opts.steps) or (
-            opts.minutes is not None and elapsed >= opts.minutes * 60)
+    def postfix(means: dict[str, float]) -> dict[str, str]:
+        return dict(paired=f"{means['paired']:.3f}", cyc=f"{means['cycle_face']:.3f}",
+                    hair=f"{means['acc_hair_fake']:.2f}", eye=f"{means['acc_eye_fake']:.2f}")
 
-    total = opts.steps if opts.steps is not None else int(opts.minutes * 60)
-    bar = tqdm(total=total, initial=step if opts.steps is not None else int(elapsed),
-               unit="step" if opts.steps is not None else "s", disable=not progress,
-               desc=f"cyclegan {Path(opts.run).name}", dynamic_ncols=True)
-    sums: dict[str, float] = {}
     b, h = opts.batch, opts.batch // 2
     model.train()
-    while not done():
-        t0 = clock()
+    while not sched.done():
+        sched.begin()
         idx = torch.randint(len(faces), (max(b, opts.d_real_batch),))  # the first b also go through G and F
         real = FaceDataset.to_float(faces.images[idx])
         flip = torch.rand(len(idx)) < 0.5
@@ -309,26 +301,6 @@ def training_loop(opts: CycleGANOptions, resume: bool = False, progress: bool = 
         opt_d.step()
         ema_update(G_ema, model.G, ema_beta)
 
-        stats = {k: float(v.detach()) for k, v in (*g_out.items(), *d_out.items()) if k != "loss"}
-        if not all(math.isfinite(v) for v in stats.values()):
-            raise FloatingPointError(f"step {step}: non-finite loss {stats}; the last snapshot is kept")
-        for k, v in stats.items():
-            sums[k] = sums.get(k, 0.0) + v
-        step += 1
-        dt = clock() - t0
-        elapsed += dt
-        bar.update(1 if opts.steps is not None else dt)
-        if step % opts.log_every == 0:
-            means = {k: v / opts.log_every for k, v in sums.items()}
-            run.log(step, kimg=step * b / 1000, sec_per_step=dt, minutes=elapsed / 60, **means)
-            bar.set_postfix(paired=f"{means['paired']:.3f}", cyc=f"{means['cycle_face']:.3f}",
-                            hair=f"{means['acc_hair_fake']:.2f}", eye=f"{means['acc_eye_fake']:.2f}")
-            sums.clear()
-        if step % opts.sample_every == 0:
-            write_grid()
-        if step % opts.snapshot_every == 0:
-            snapshot()
-    bar.close()
-    write_grid()
-    snapshot()
+        sched.end({**g_out, **d_out}, postfix, write_grid, snapshot)
+    sched.finish(write_grid, snapshot)
     return run.path / "generator.safetensors"
