@@ -72,6 +72,26 @@ class RunFolder:
         os.replace(tmp, self.path / name)
 
 
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def open_run(opts: Any, resume: bool) -> tuple[RunFolder, dict | None, torch.device]:
+    """The setup every training loop shares: refuse a run with no end before a folder is made for nothing,
+    make (or reopen) the run folder, and fix the device, torch threads and seed. Returns the folder, the
+    state to resume from (if any) and the device."""
+    if opts.steps is None and opts.minutes is None:
+        raise ValueError("give --steps or --minutes")
+    run = RunFolder(opts.run)
+    resume_state = run.start(opts, resume)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    torch.manual_seed(opts.seed)
+    return run, resume_state, pick_device(opts.device)
+
+
 class Schedule:
     """The clockwork every training loop shares: the step count and training time (totals across resumes),
     when to stop (``steps`` or ``minutes``), a progress bar, means of the losses logged every ``log_every``

@@ -24,7 +24,7 @@ from generator.tags import EYE_COLORS, N_EYE, N_HAIR
 from generator.weights import load_module, read_metadata, save_module
 from training.dataset import FaceDataset
 from training.plots import loss_curve
-from training.runs import RunFolder, Schedule
+from training.runs import Schedule, open_run
 
 SAMPLE_EYES = ("blue", "red", "green", "yellow", "purple", "brown")  # grid columns; rows are all 12 hair colours
 
@@ -142,12 +142,6 @@ def batch_weights(data: FaceDataset, share: float, half: int) -> torch.Tensor | 
     return torch.where(data.curated, mass / n, (1 - mass) / (len(data) - n))
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def sample_latents(z_dim: int, seed: int = 12345) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The fixed grid: rows are every hair colour, columns SAMPLE_EYES, one latent per column."""
     g = torch.Generator().manual_seed(seed)
@@ -189,16 +183,9 @@ def standing_stats(G: nn.Module, z_dim: int, device: torch.device, batches: int 
 
 def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = True) -> Path:
     """Train until ``opts.steps`` or ``opts.minutes`` (totals across resumes); return the exported generator."""
-    if opts.steps is None and opts.minutes is None:
-        raise ValueError("give --steps or --minutes")  # before a run folder is made for nothing
     if opts.init:  # the network must match the weights it starts from
         opts.g_ch = read_metadata(opts.init)["config"].get("g_ch", opts.g_ch)
-    run = RunFolder(opts.run)
-    resume_state = run.start(opts, resume)
-    device = pick_device(opts.device)
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
-    torch.manual_seed(opts.seed)
+    run, resume_state, device = open_run(opts, resume)
     objective = PRESETS[opts.preset](opts)
     if resume_state is None:
         for path, net in ((opts.init, objective.G), (opts.init_d, objective.D)):

@@ -46,9 +46,9 @@ from generator.tags import EYE_COLORS, HAIR_COLORS, N_EYE, N_HAIR
 from generator.weights import save_module
 from training.dataset import FaceDataset
 from training.plots import loss_curve
-from training.runs import RunFolder, Schedule
+from training.runs import Schedule, open_run
 from training.sketch_data import DoodleSet, heldout_faces, line_art
-from training.train_acgan import ema_update, pick_device
+from training.train_acgan import ema_update
 
 # grid columns: one (hair, eye) pair and one fixed latent each
 SAMPLE_TAGS = (("pink", "blue"), ("blonde", "red"), ("blue", "green"), ("black", "yellow"),
@@ -217,16 +217,9 @@ def sample_grid(G: nn.Module, Fn: nn.Module, fixed: dict[str, torch.Tensor]) -> 
 
 def training_loop(opts: CycleGANOptions, resume: bool = False, progress: bool = True) -> Path:
     """Train until ``opts.steps`` or ``opts.minutes`` (totals across resumes); return the exported G."""
-    if opts.steps is None and opts.minutes is None:
-        raise ValueError("give --steps or --minutes")  # before a run folder is made for nothing
     if opts.batch < 2 or opts.batch % 2:
         raise ValueError("--batch must be even (each doodle is drawn twice, with two latents)")
-    run = RunFolder(opts.run)
-    resume_state = run.start(opts, resume)
-    device = pick_device(opts.device)
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
-    torch.manual_seed(opts.seed)
+    run, resume_state, device = open_run(opts, resume)
     model = CycleGAN(opts).to(device)
     G_ema = copy.deepcopy(model.G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam([*model.G.parameters(), *model.F.parameters()], opts.lr, betas=(0.5, 0.999))
