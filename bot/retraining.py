@@ -29,7 +29,7 @@ from bot.config import TrainingConfig
 from generator.active_model import models_dir, promote_file, read_active
 from generator.weights import BUNDLED_DISCRIMINATOR, BUNDLED_GENERATOR, read_metadata, weights_version
 from training import registry
-from training.dataset import is_heldout
+from training.dataset import tagged_rows
 from training.gate import judge
 from training.registry import ModelRecord
 from training.retrain import BUSY, RetrainOptions, RunBusy, lock_is_free, run_lock
@@ -101,8 +101,7 @@ class Retrainer:
             return f"A retraining run ({going[0]}) is already going since {self._started:%H:%M} UTC."
         if not lock_is_free(self.models_dir):
             return "A retraining run is going in another moebot process; try again when it has finished."
-        parent_version, parent_path = await self._db(self._register_active)
-        parent_d = await self._db(lambda conn: self._partner(conn, parent_version))
+        parent_version, parent_path, parent_d = await self._db(self._parent)
         self._version = f"ft-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
         self._started = datetime.now(timezone.utc)
         run_dir = self.data_dir / "retrain" / self._version
@@ -152,12 +151,11 @@ class Retrainer:
             outcome = await self._train_and_judge(version, parent, parent_d, run_dir)
         except Exception as e:  # never let a failed run take the bot down or stay 'training'
             log.exception("retraining run %s failed", version)
-            await self._db(lambda conn: registry.set_state(conn, version, "failed", f"error: {e}"))
-            outcome = RunOutcome(version, False, f"error: {e}", f"Retraining run {version} failed: {e}", None)
+            outcome = await self._failed(version, f"error: {e}")
         finally:
             self._process = None
         log.info("retraining run %s (%s): %s", version, requested_by, outcome.reason)
-        await asyncio.to_thread(self._prune)
+        await self._db(self._prune)
         for callback in self._subscribers:
             try:
                 await callback(outcome)
@@ -175,8 +173,7 @@ class Retrainer:
                               curated_share=c.curated_share, curated_half=c.curated_half, lr=c.lr)
         why = await (self._train_on_ray(opts) if c.backend == "ray" else self._train_in_child(opts))
         if why:
-            await self._db(lambda conn: registry.set_state(conn, version, "failed", why))
-            return RunOutcome(version, False, why, f"Retraining run {version} failed: {why}", None)
+            return await self._failed(version, why)
         verdict = json.loads((run_dir / "verdict.json").read_text())
         grid = Path(verdict["grid"])
         ok, why = judge(verdict["metrics"], verdict["parent_metrics"], self.cfg.margins)
@@ -197,6 +194,10 @@ class Retrainer:
         text = (f"Retraining run {version} {'promoted' if ok else 'rejected'}: {why}\n{change}; "
                 f"{len(verdict['curated_ids'])} curated faces. Grid: before | after.")
         return RunOutcome(version, ok, why, text, grid)
+
+    async def _failed(self, version: str, why: str) -> RunOutcome:
+        await self._db(lambda conn: registry.set_state(conn, version, "failed", why))
+        return RunOutcome(version, False, why, f"Retraining run {version} failed: {why}", None)
 
     async def _train_in_child(self, opts: RetrainOptions) -> str | None:
         """Train in ``python -m training.retrain`` (nice 10, capped threads); None, or why it failed."""
@@ -236,6 +237,11 @@ class Retrainer:
             registry.fail_interrupted(conn)
         return version, path
 
+    def _parent(self, conn: sqlite3.Connection) -> tuple[str, Path, Path | None]:
+        """What a run starts from: the serving model's version and weights, and its discriminator if kept."""
+        version, path = self._register_active(conn)
+        return version, path, self._partner(conn, version)
+
     def _partner(self, conn: sqlite3.Connection, version: str) -> Path | None:
         """The discriminator trained beside ``version``: a fine-tune that starts from it keeps the pair's
         balance (a fresh one first drags the generator towards what it can tell apart, and faces blotch)."""
@@ -251,17 +257,12 @@ class Retrainer:
     def _new_curated(self, conn: sqlite3.Connection) -> int:
         """Curated training faces (held-out ones are only ever measured on) the active model has not seen."""
         version, _ = self._register_active(conn)
-        curated = {i for i, sha in conn.execute(
-            "SELECT id, sha256 FROM images WHERE status = 'curated' AND hair IS NOT NULL") if not is_heldout(sha)}
+        curated = {r.id for r in tagged_rows(conn, "train", ("curated",))}
         return len(curated - registry.trained_on(conn, version))
 
-    def _prune(self) -> None:
+    def _prune(self, conn: sqlite3.Connection) -> None:
         """Keep the run folders of the newest ``keep_runs`` runs (promoted weights live on in the models folder)."""
-        conn = migrations.connect(self.database)
-        try:
-            records = registry.listing(conn, limit=1_000_000)
-        finally:
-            conn.close()
+        records = registry.listing(conn, limit=1_000_000)
         keep = {r.run_dir for r in records[:self.cfg.keep_runs]} | \
             {r.run_dir for r in records if r.state in ("active", "training")}
         for r in records:

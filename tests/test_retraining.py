@@ -40,8 +40,7 @@ def test_curated_faces_get_a_bounded_share_of_each_batch():
     def data(n_base, n_cur):
         n = n_base + n_cur
         return FaceDataset(torch.zeros(n, 3, 1, 1, dtype=torch.uint8), torch.zeros(n, dtype=torch.long),
-                           torch.zeros(n, dtype=torch.long), torch.arange(n),
-                           torch.arange(n) >= n_base)
+                           torch.zeros(n, dtype=torch.long), torch.arange(n) >= n_base)
     assert batch_weights(data(100, 0), 0.25, 20) is None
     few = batch_weights(data(30_000, 5), 0.25, 20)
     many = batch_weights(data(30_000, 20_000), 0.25, 20)

@@ -8,9 +8,10 @@ the promotion gate all agree on which faces they must not train on.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -27,12 +28,30 @@ def is_heldout(sha256: str) -> bool:
     return int(sha256[:8], 16) % 10 == 0
 
 
+class FaceRow(NamedTuple):
+    sha256: str
+    path: str
+    hair: int
+    eye: int
+    id: int
+    status: str
+
+
+def tagged_rows(conn: sqlite3.Connection, split: Split, statuses: tuple[str, ...]) -> list[FaceRow]:
+    """The tagged images with one of ``statuses`` in the split, by id: what a dataset (or a run's record
+    of its data) is made of."""
+    marks = ",".join("?" * len(statuses))
+    rows = [FaceRow(*r) for r in conn.execute(
+        f"SELECT sha256, path, hair, eye, id, status FROM images WHERE hair IS NOT NULL AND status IN ({marks}) "
+        "ORDER BY id", statuses)]
+    return rows if split == "all" else [r for r in rows if is_heldout(r.sha256) == (split == "heldout")]
+
+
 @dataclass
 class FaceDataset:
     images: torch.Tensor  # (N, 3, 64, 64) uint8
     hair: torch.Tensor    # (N,) int64
     eye: torch.Tensor     # (N,) int64
-    ids: torch.Tensor | None = None      # (N,) int64: the images rows, so a run can record its exact data
     curated: torch.Tensor | None = None  # (N,) bool: faces curated from chat rather than imported
 
     def __len__(self) -> int:
@@ -50,25 +69,18 @@ class FaceDataset:
         data_dir = Path(data_dir)
         conn = migrations.connect(data_dir / DB_NAME)
         try:
-            marks = ",".join("?" * len(statuses))
-            rows = conn.execute(
-                "SELECT sha256, path, hair, eye, id, status FROM images "
-                f"WHERE hair IS NOT NULL AND status IN ({marks}) "
-                "ORDER BY id", statuses,
-            ).fetchall()
+            rows = tagged_rows(conn, split, statuses)
         finally:
             conn.close()
-        if split != "all":
-            rows = [r for r in rows if is_heldout(r[0]) == (split == "heldout")]
         if not rows:
             raise ValueError(f"{data_dir}: no tagged images in the {split} split; run `moebot import` first")
-        key = hashlib.sha256("".join(r[0] for r in rows).encode()).hexdigest()[:16]
+        key = hashlib.sha256("".join(r.sha256 for r in rows).encode()).hexdigest()[:16]
         cache = data_dir / "cache" / f"faces-{split}-{key}.npy"
         if cache.exists():
             pixels = np.load(cache)
         else:
             pixels = np.stack([
-                np.asarray(Image.open(data_dir / r[1]).convert("RGB")).transpose(2, 0, 1)
+                np.asarray(Image.open(data_dir / r.path).convert("RGB")).transpose(2, 0, 1)
                 for r in tqdm(rows, desc=f"loading {split} faces", disable=not progress)
             ])
             cache.parent.mkdir(exist_ok=True)
@@ -79,8 +91,7 @@ class FaceDataset:
             tmp.replace(cache)
         return cls(
             images=torch.from_numpy(pixels),
-            hair=torch.tensor([r[2] for r in rows], dtype=torch.long),
-            eye=torch.tensor([r[3] for r in rows], dtype=torch.long),
-            ids=torch.tensor([r[4] for r in rows], dtype=torch.long),
-            curated=torch.tensor([r[5] == "curated" for r in rows]),
+            hair=torch.tensor([r.hair for r in rows], dtype=torch.long),
+            eye=torch.tensor([r.eye for r in rows], dtype=torch.long),
+            curated=torch.tensor([r.status == "curated" for r in rows]),
         )

@@ -73,13 +73,19 @@ def retrain(opts: RetrainOptions, models_dir: Path, progress: bool = False) -> d
     from generator.images import grid, to_uint8
     from generator.models import tag_condition
     from generator.weights import BUNDLED_TAGGER, load_module, save_module
-    from training.dataset import FaceDataset
+    import migrations
+    from training.dataset import DB_NAME, FaceDataset, tagged_rows
     from training.metrics import Evaluator
     from training.train_acgan import SAMPLE_EYES, TrainOptions, sample_latents, training_loop
 
     torch.set_num_threads(opts.threads)
     with run_lock(models_dir):
         run = Path(opts.run)
+        conn = migrations.connect(Path(opts.data) / DB_NAME)
+        try:  # the rows the loop is about to load: the run's exact data
+            data = tagged_rows(conn, "train", ("base", "curated"))
+        finally:
+            conn.close()
         exported = training_loop(TrainOptions(
             data=opts.data, run=opts.run, steps=opts.steps, batch=opts.batch, threads=opts.threads,
             init=opts.parent, init_d=opts.parent_d or None, d_warmup=opts.d_warmup, curated_share=opts.curated_share,
@@ -99,12 +105,11 @@ def retrain(opts: RetrainOptions, models_dir: Path, progress: bool = False) -> d
         rows = torch.cat([before.view(-1, len(SAMPLE_EYES), *before.shape[1:]),
                           after.view(-1, len(SAMPLE_EYES), *after.shape[1:])], 1).flatten(0, 1)
         grid(rows, 2 * len(SAMPLE_EYES)).save(run / "before-after.png")  # each row: before | after
-        train = FaceDataset.load(opts.data, "train", progress=False)
         verdict = {
             "options": asdict(opts), "candidate": str(candidate_path), "grid": str(run / "before-after.png"),
             "metrics": figures["candidate"], "parent_metrics": figures["parent"],
-            "base_max_id": int(train.ids[~train.curated].max()),
-            "curated_ids": [int(i) for i in train.ids[train.curated]],
+            "base_max_id": max(r.id for r in data if r.status == "base"),
+            "curated_ids": [r.id for r in data if r.status == "curated"],
         }
         tmp = run / "verdict.json.tmp"
         tmp.write_text(json.dumps(verdict, indent=1))
