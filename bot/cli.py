@@ -191,8 +191,7 @@ def cmd_models(args: argparse.Namespace, cfg: Config) -> int:
             return 1
         conn = migrations.connect(cfg.database)
         try:
-            registry.ensure_active(conn, active.version, active.weights)
-            registry.set_state(conn, active.version, "active", "promoted by hand (moebot models promote)")
+            registry.ensure_active(conn, active.version, active.weights, "promoted by hand (moebot models promote)")
         finally:
             conn.close()
         print(f"active model is now {active.version} ({active.weights}); running bots switch within seconds")

@@ -112,6 +112,7 @@ def test_a_run_trains_in_a_child_is_judged_promoted_and_rolled_back(tmp_path, fa
     assert seen == [outcome] and outcome.grid.exists() and "promoted" in outcome.text
     assert [m.state for m in models] == ["active", "retired"]
     assert models[0].version == outcome.version and models[0].parent == models[1].version
+    assert models[0].reason == outcome.reason  # listing the models keeps why the active one became so
     assert read_active(data_dir) is not None
     assert "Rolled back" in back and [m.state for m in after] == ["retired", "active"]
     assert read_active(data_dir).version == models[1].version

@@ -67,13 +67,16 @@ def listing(conn: sqlite3.Connection, limit: int = 50) -> list[ModelRecord]:
     return [_record(r) for r in rows]
 
 
-def ensure_active(conn: sqlite3.Connection, version: str, path: Path) -> None:
+def ensure_active(conn: sqlite3.Connection, version: str, path: Path, reason: str = "serving") -> None:
     """Record the model that serves now (the bundled one, or one promoted by hand) if the registry lacks it,
-    and make it the one active row."""
+    and make it the one active row; a row that is already active keeps the reason it became so."""
     with transaction(conn):
-        conn.execute("INSERT INTO models (version, path, state, reason) VALUES (?, ?, 'active', 'serving') "
-                     "ON CONFLICT (version) DO NOTHING", (version, str(path)))
-        _activate(conn, version, "serving")
+        known = conn.execute("SELECT state FROM models WHERE version = ?", (version,)).fetchone()
+        if known is None:
+            conn.execute("INSERT INTO models (version, path, state, reason) VALUES (?, ?, 'active', ?)",
+                         (version, str(path), reason))
+        if known is None or known[0] != "active":
+            _activate(conn, version, reason)
 
 
 def begin(conn: sqlite3.Connection, version: str, parent: str, run_dir: Path) -> None:
