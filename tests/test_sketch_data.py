@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw
 
 from conftest import draw_face
 from training.dataset import FaceDataset
-from training.sketch_data import DoodleSet, heldout_faces, line_art, split_indices
+from training.sketch_data import DoodleSet, crude_ink, heldout_faces, line_art, render_ink, split_indices
 
 
 def draw_doodles(n: int, seed: int = 0) -> np.ndarray:
@@ -81,6 +81,22 @@ def test_line_art_has_ink_on_the_face_edges_and_paper_elsewhere():
     assert ink[near_edge].float().mean() > 3 * ink[~near_edge].float().mean()
     flat = torch.full((1, 3, 64, 64), 0.4)
     assert (line_art(flat) == 1).all()  # a flat image has no lines
+
+
+def test_crude_line_art_keeps_the_eyes_as_blobs_and_little_else():
+    img = draw_face("pink", "blue", seed=3)
+    x = FaceDataset.to_float(torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)[None])
+    ink = crude_ink(x)
+    assert ink.shape == (1, 1, 64, 64) and ink.min() >= 0 and ink.max() <= 1
+    assert torch.equal(ink, crude_ink(x))  # deterministic: a pair for the paired loss
+    inked = ink[0, 0] > 0.5
+    assert 0.04 < inked.float().mean() < 0.3  # doodle-like coverage (QuickDraw strokes cover ~17%)
+    eyes = torch.zeros(64, 64, dtype=torch.bool)
+    eyes[28:43, 20:31] = eyes[28:43, 34:45] = True  # draw_face's eyes (outlined ellipses), with a margin
+    assert inked[eyes].float().mean() > 2 * inked[~eyes].float().mean()
+    sketch = render_ink(ink)
+    assert sketch.min() >= -1 and sketch.max() <= 1 and (sketch < 0).any()
+    assert (crude_ink(torch.full((1, 3, 64, 64), 0.4)) == 0).all()  # a flat image has no strokes
 
 
 def test_heldout_line_faces_come_from_the_heldout_split(face_data_dir):

@@ -1,6 +1,7 @@
 """The sketch CycleGAN: shapes, colour and noise conditioning, losses, a tiny training run, export, metrics."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -67,7 +68,7 @@ def test_losses_are_finite_and_reach_both_generators():
     lines = torch.ones(4, 1, 64, 64)
     d = _sketch(2).repeat(2, 1, 1, 1)
     hair, eye = torch.tensor([0, 1, 2, 3]), torch.tensor([0, 1, 2, 3])
-    out = model.generator_losses(x, lines, hair, eye, d, hair, eye)
+    out = model.generator_losses(x, lines, lines, hair, eye, d, hair, eye)
     out["loss"].backward()
     assert all(torch.isfinite(v).all() for v in out.values())
     assert model.G.net.out.weight.grad.abs().sum() > 0 and model.F.net.out.weight.grad.abs().sum() > 0
@@ -157,6 +158,13 @@ def test_cli_trains_resumes_and_evaluates_a_sketch_generator(face_data_dir, dood
     assert main(["train", "cyclegan", *common, "--steps", "2", "--resume"]) == 0
     assert torch.load(run / "snapshot.pt", weights_only=True)["step"] == 2
     assert json.loads((run / "options.json").read_text())["doodles"] == str(doodle_npy)
+    fork = tmp_path / "fork"  # a copied run folder fine-tunes in the copy, with a changed crude share
+    shutil.copytree(run, fork)
+    assert main(["train", "cyclegan", *common[:2], "--run", str(fork), "--steps", "3", "--resume",
+                 "--crude-share", "1", "--quiet"]) == 0
+    assert torch.load(fork / "snapshot.pt", weights_only=True)["step"] == 3
+    assert torch.load(run / "snapshot.pt", weights_only=True)["step"] == 2
+    assert json.loads((fork / "resumes.jsonl").read_text().splitlines()[-1])["crude_share"] == 1
     capsys.readouterr()
     weights = str(run / "generator.safetensors")
     assert main(["evaluate", "--weights", weights, "--data", str(face_data_dir)]) == 2

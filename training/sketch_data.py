@@ -12,6 +12,13 @@ dark ink = -1 on white paper = +1 (the way people draw on paper or a phone).
   a pure function of the face, a few milliseconds per batch of 64, so it is
   computed with each batch instead of being cached; it gives the trainer
   (line art, face) pairs, which the public sketch CycleGAN did not have.
+- Crude line art: what a doodler would keep of a face, paired with it. The
+  strongest colour edges (eyes first, then hair and face outlines) are cut to
+  the doodles' 28x28 grid and drawn back with the doodles' pipeline, so eyes
+  become blobs and dots and the rest a few thick broken strokes. Clean line
+  art alone taught G to keep a doodle's strokes and colour around them (smiley
+  faces); these pairs teach it to grow anime eyes out of dots and to fill the
+  space between sparse strokes with hair and skin.
 
 Held-out sets, fixed and never trained on: 200 doodles (a seeded permutation of
 the file) and the line art of 200 held-out faces (a seeded permutation of the
@@ -38,6 +45,10 @@ SPLIT_SEED = 0
 XDOG_SIGMA, XDOG_K, XDOG_P, XDOG_EPS, XDOG_PHI = 0.5, 1.6, 20.0, 0.3, 20.0
 INK_THRESHOLD = 0.35  # doodle ink level that becomes half-dark; training jitters it
 INK_SLOPE = 4.0       # 1/width of the soft edge of a stroke in ink units
+DOODLE_SIZE = 28      # the Quick, Draw! bitmap side
+# crude line art: Gaussian sigma before the gradient, share of a face's pixels that are edges, and the share of
+# a 28-grid cell that must be edge for the cell to be inked (QuickDraw strokes cover ~17% of a doodle)
+CRUDE_SIGMA, CRUDE_EDGE_SHARE, CRUDE_CELL_FILL = 1.0, 0.08, 0.25
 
 
 def ink_to_sketch(ink: torch.Tensor) -> torch.Tensor:
@@ -61,6 +72,38 @@ def line_art(faces: torch.Tensor) -> torch.Tensor:
     s = (1 + XDOG_P) * _gaussian_blur(lum, XDOG_SIGMA) - XDOG_P * _gaussian_blur(lum, XDOG_SIGMA * XDOG_K)
     paper = torch.where(s >= XDOG_EPS, torch.ones_like(s), 1 + torch.tanh(XDOG_PHI * (s - XDOG_EPS)))
     return paper.clamp(0, 1) * 2 - 1
+
+
+def colour_edges(faces: torch.Tensor, sigma: float = CRUDE_SIGMA) -> torch.Tensor:
+    """Gradient magnitude (Sobel, summed over R, G, B) of blurred faces (B, 3, H, W) -> (B, 1, H, W).
+
+    Colour rather than luminance: a pink fringe on pale skin is a strong edge with little luminance contrast."""
+    b, c, h, w = faces.shape
+    smooth = _gaussian_blur(faces.reshape(b * c, 1, h, w), sigma)
+    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=faces.dtype, device=faces.device)
+    grad = F.conv2d(F.pad(smooth, (1, 1, 1, 1), mode="replicate"), torch.stack([sobel, sobel.t()])[:, None])
+    return grad.pow(2).sum(1).reshape(b, c, h, w).sum(1, keepdim=True).sqrt()
+
+
+def upscale_ink(ink: torch.Tensor) -> torch.Tensor:
+    """Doodle-grid ink (B, 1, 28, 28) -> 64x64, bilinear: a one-cell stroke becomes a ~4 px soft stroke."""
+    return F.interpolate(ink, size=(64, 64), mode="bilinear", align_corners=False)
+
+
+def crude_ink(faces: torch.Tensor) -> torch.Tensor:
+    """Faces (B, 3, 64, 64) in [-1, 1] -> 64x64 ink in [0, 1] of their crude line art; deterministic.
+
+    The top ``CRUDE_EDGE_SHARE`` of each face's colour edges, inked on the 28x28 doodle grid where they fill a
+    ``CRUDE_CELL_FILL`` share of a cell, then upscaled the way doodles are; ``render_ink`` draws it."""
+    edges = colour_edges(faces)
+    cut = edges.flatten(1).quantile(1 - CRUDE_EDGE_SHARE, dim=1).view(-1, 1, 1, 1)
+    cells = F.interpolate((edges > cut).to(faces.dtype), size=(DOODLE_SIZE, DOODLE_SIZE), mode="area")
+    return upscale_ink((cells > CRUDE_CELL_FILL).to(faces.dtype))
+
+
+def stroke_jitter(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random ink thresholds for ``render_ink`` (0.15-0.6): training strokes from thick to thin."""
+    return 0.15 + 0.45 * torch.rand(n, generator=generator)
 
 
 def render_ink(ink: torch.Tensor, threshold: torch.Tensor | float = INK_THRESHOLD) -> torch.Tensor:
@@ -98,8 +141,7 @@ class DoodleSet:
     def from_bitmaps(cls, bitmaps: np.ndarray) -> "DoodleSet":
         """(N, h, w) uint8 white strokes on black (the QuickDraw layout) -> 64x64 ink maps."""
         x = torch.from_numpy(np.ascontiguousarray(bitmaps)).float()[:, None]
-        up = F.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False)
-        return cls(up.round().clamp(0, 255).to(torch.uint8))
+        return cls(upscale_ink(x).round().clamp(0, 255).to(torch.uint8))
 
     @classmethod
     def load(cls, path: str | Path, split: Literal["train", "heldout"] = "train") -> "DoodleSet":
@@ -118,7 +160,7 @@ class DoodleSet:
         """Training sketches: random affine, stroke-width jitter (threshold 0.15-0.6) and horizontal flips."""
         ink = augment_ink(self.ink[idx].float() / 255, generator)
         b = ink.shape[0]
-        threshold = 0.15 + 0.45 * torch.rand(b, generator=generator)
+        threshold = stroke_jitter(b, generator)
         flip = torch.rand(b, generator=generator) < 0.5
         ink = torch.where(flip[:, None, None, None], ink.flip(3), ink)
         return render_ink(ink, threshold)

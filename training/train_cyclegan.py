@@ -1,12 +1,14 @@
 """``moebot train cyclegan``: the sketch <-> face CycleGAN's training loop.
 
-Each step sees a batch of tagged faces x, their XDoG line art l, and doodles d
+Each step sees a batch of tagged faces x, their XDoG line art l, a drawing s
+of each face (its line art l, or for a ``crude_share`` of the faces its crude
+line art: the doodle-like drawing of training/sketch_data.py), and doodles d
 (half the batch distinct doodles, each shown twice with different z):
 
 - paired (what fixes the public model's blank-page collapse): F(x) is pulled
-  to l with L1, and G(l, own tags, z) to x with L1 (for three quarters of the
+  to l with L1, and G(s, own tags, z) to x with L1 (for three quarters of the
   batch; the last quarter asks for random colours, judged by D_face only, so
-  line art of a dark-haired face can still be painted pink);
+  a drawing of a dark-haired face can still be painted pink);
 - cycle (unpaired doodles, and faces): F(G(d)) ~ d (a lower weight, so a crude
   doodle may grow into a full face) and G(F(x), own tags) ~ x;
 - identity, adapted to 1 <-> 3 channels: a face's grey version fed to G as a
@@ -47,13 +49,13 @@ from generator.weights import save_module
 from training.dataset import FaceDataset
 from training.plots import loss_curve
 from training.runs import Schedule, open_run
-from training.sketch_data import DoodleSet, heldout_faces, line_art
+from training.sketch_data import DoodleSet, crude_ink, heldout_faces, line_art, render_ink, stroke_jitter
 from training.train_acgan import ema_update
 
 # grid columns: one (hair, eye) pair and one fixed latent each
 SAMPLE_TAGS = (("pink", "blue"), ("blonde", "red"), ("blue", "green"), ("black", "yellow"),
                ("aqua", "purple"), ("red", "aqua"))
-SAMPLE_ROWS = 6  # held-out doodles, then as many held-out line drawings
+SAMPLE_ROWS = 6  # held-out doodles, then as many held-out faces drawn as line art and as crude line art
 MS_CAP = 0.25    # mode seeking stops pushing once a unit of z moves a pixel by this much on average
 EMA_HALF_LIFE_IMAGES = 2_500  # ~150 steps at batch 16, as the face trainer's 10k images are at batch 64
 
@@ -87,6 +89,7 @@ class CycleGANOptions:
     pool_size: int = 50
     d_real_batch: int = 64            # real faces D_face sees per step: cheap for D, and its colour classifier is
                                       # what teaches G the (small) eye colours
+    crude_share: float = 0.5          # faces G paints from their crude (doodle-like) line art rather than XDoG's
 
 
 class FakePool:
@@ -138,9 +141,10 @@ class CycleGAN(nn.Module):
         self.D_face, self.D_sketch = FaceDiscriminator(self.cfg), PatchDiscriminator(1, opts.d_ch)
         self.opts = opts
 
-    def generator_losses(self, x: torch.Tensor, lines: torch.Tensor, hair: torch.Tensor, eye: torch.Tensor,
-                         doodles: torch.Tensor, d_hair: torch.Tensor, d_eye: torch.Tensor) -> dict:
-        """G and F's losses for one batch; ``doodles`` is two copies of the same B/2 doodles (mode seeking)."""
+    def generator_losses(self, x: torch.Tensor, lines: torch.Tensor, drawn: torch.Tensor, hair: torch.Tensor,
+                         eye: torch.Tensor, doodles: torch.Tensor, d_hair: torch.Tensor, d_eye: torch.Tensor) -> dict:
+        """G and F's losses for one batch: ``lines`` is the faces' line art (F's target), ``drawn`` the drawing
+        G paints each face from; ``doodles`` is two copies of the same B/2 doodles (mode seeking)."""
         o, b, zd = self.opts, x.shape[0], self.cfg.z_dim
         cond, d_cond = tag_condition(hair, eye, N_HAIR, N_EYE), tag_condition(d_hair, d_eye, N_HAIR, N_EYE)
         z_d = torch.randn(b, zd, device=x.device)
@@ -148,7 +152,7 @@ class CycleGAN(nn.Module):
         l_hair, l_eye = hair.clone(), eye.clone()  # the last q line drawings ask for other colours: no L1 for them
         l_hair[-q:], l_eye[-q:] = torch.randint_like(hair[-q:], N_HAIR), torch.randint_like(eye[-q:], N_EYE)
 
-        fake_l = self.G(lines, torch.randn(b, zd, device=x.device), tag_condition(l_hair, l_eye, N_HAIR, N_EYE))
+        fake_l = self.G(drawn, torch.randn(b, zd, device=x.device), tag_condition(l_hair, l_eye, N_HAIR, N_EYE))
         fake_d = self.G(doodles, z_d, d_cond)                              # (B, 3, 64, 64)
         sketch_x = self.F(x)                                               # (B, 1, 64, 64)
         cyc_d = self.F(fake_d)
@@ -190,12 +194,13 @@ class CycleGAN(nn.Module):
 
 
 def sample_inputs(doodles: torch.Tensor, faces: FaceDataset, z_dim: int, seed: int = 12345) -> dict[str, torch.Tensor]:
-    """The fixed grid inputs: SAMPLE_ROWS held-out doodles and line drawings, SAMPLE_TAGS with one z each."""
+    """The fixed grid inputs: SAMPLE_ROWS held-out doodles, line drawings and crude line drawings, SAMPLE_TAGS
+    with one z each."""
     n = min(SAMPLE_ROWS, len(faces))
     x = FaceDataset.to_float(faces.images[:n])
     hair = torch.tensor([HAIR_COLORS.index(h) for h, _ in SAMPLE_TAGS])
     eye = torch.tensor([EYE_COLORS.index(e) for _, e in SAMPLE_TAGS])
-    return {"sketches": torch.cat([doodles[:SAMPLE_ROWS], line_art(x)]), "faces": x,
+    return {"sketches": torch.cat([doodles[:SAMPLE_ROWS], line_art(x), render_ink(crude_ink(x))]), "faces": x,
             "z": torch.randn(len(SAMPLE_TAGS), z_dim, generator=torch.Generator().manual_seed(seed)),
             "cond": tag_condition(hair, eye, N_HAIR, N_EYE)}
 
@@ -276,11 +281,14 @@ def training_loop(opts: CycleGANOptions, resume: bool = False, progress: bool = 
         real_hair, real_eye = faces.hair[idx].to(device), faces.eye[idx].to(device)
         x, hair, eye = real[:b], real_hair[:b], real_eye[:b]
         lines = line_art(x)
+        crude = (torch.rand(b) < opts.crude_share).to(device)[:, None, None, None]
+        drawn = torch.where(crude, render_ink(crude_ink(x), stroke_jitter(b).to(device)), lines)
         d = doodles.augmented(torch.randint(len(doodles), (h,))).to(device)
         d_hair, d_eye = torch.randint(N_HAIR, (h,), device=device), torch.randint(N_EYE, (h,), device=device)
 
         model.D_face.requires_grad_(False), model.D_sketch.requires_grad_(False)
-        g_out = model.generator_losses(x, lines, hair, eye, torch.cat([d, d]), d_hair.repeat(2), d_eye.repeat(2))
+        g_out = model.generator_losses(x, lines, drawn, hair, eye, torch.cat([d, d]), d_hair.repeat(2),
+                                       d_eye.repeat(2))
         opt_g.zero_grad(set_to_none=True)
         g_out["loss"].backward()
         opt_g.step()
