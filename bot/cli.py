@@ -27,14 +27,14 @@ def cmd_import(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
-RESUME_OVERRIDES = ("threads", "device", "clock", "g_cls_weight")
+RESUME_OVERRIDES = ("threads", "device", "clock", "g_cls_weight", "crude_share")
 
 
 def train_options(options_cls: type, args: argparse.Namespace, cfg: Config):
     """The options a run trains with: from the command line, or on ``--resume`` as saved in the run folder.
 
     A resume keeps the recipe as saved, except what a resume may change: the budget, where it runs, and the
-    classification weight (a fine-tuning knob); changes are logged in resumes.jsonl."""
+    fine-tuning knobs (the classification weight, the crude line-art share); changes go to resumes.jsonl."""
     import dataclasses
     import json
 
@@ -43,7 +43,8 @@ def train_options(options_cls: type, args: argparse.Namespace, cfg: Config):
     if args.resume and (run_dir / "options.json").exists():
         saved = json.loads((run_dir / "options.json").read_text())
         overrides = {k: getattr(args, k) for k in RESUME_OVERRIDES if k in fields and getattr(args, k) is not None}
-        opts = options_cls(**{**saved, **overrides, "steps": args.steps, "minutes": args.minutes})
+        # the run continues where --run says: a copied run folder resumes in the copy, not in the original
+        opts = options_cls(**{**saved, **overrides, "run": str(run_dir), "steps": args.steps, "minutes": args.minutes})
         with open(run_dir / "resumes.jsonl", "a") as f:
             f.write(json.dumps({"time": time.time(), "steps": args.steps, "minutes": args.minutes, **overrides}) + "\n")
         return opts
@@ -259,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--sample-every", dest="sample_every", type=int)
     train.add_argument("--epochs", type=int, help="tagger: passes over the train split")
     train.add_argument("--doodles", help="cyclegan: QuickDraw doodles .npy, (N, 28, 28) uint8 white on black")
+    train.add_argument("--crude-share", dest="crude_share", type=float,
+                       help="cyclegan: share of faces painted from crude (doodle-like) line art (default 0.5)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 
