@@ -260,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--sample-every", dest="sample_every", type=int)
     train.add_argument("--epochs", type=int, help="tagger: passes over the train split")
     train.add_argument("--doodles", help="cyclegan: QuickDraw doodles .npy, (N, 28, 28) uint8 white on black")
+    train.add_argument("--init", help="fine-tune from: acgan, a generator .safetensors; cyclegan, a run's snapshot.pt")
     train.add_argument("--crude-share", dest="crude_share", type=float,
                        help="cyclegan: share of faces painted from crude (doodle-like) line art (default 0.5)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -165,6 +165,11 @@ def test_cli_trains_resumes_and_evaluates_a_sketch_generator(face_data_dir, dood
     assert torch.load(fork / "snapshot.pt", weights_only=True)["step"] == 3
     assert torch.load(run / "snapshot.pt", weights_only=True)["step"] == 2
     assert json.loads((fork / "resumes.jsonl").read_text().splitlines()[-1])["crude_share"] == 1
+    fine = tmp_path / "fine"  # a new run started from another's networks (--steps 0: just the start)
+    assert main(["train", "cyclegan", *common[:2], "--run", str(fine), "--doodles", str(doodle_npy), "--steps", "0",
+                 "--init", str(run / "snapshot.pt"), "--quiet"]) == 0
+    start, source = (torch.load(r / "snapshot.pt", weights_only=True) for r in (fine, run))
+    assert start["step"] == 0 and all(torch.equal(v, source["G_ema"][k]) for k, v in start["G_ema"].items())
     capsys.readouterr()
     weights = str(run / "generator.safetensors")
     assert main(["evaluate", "--weights", weights, "--data", str(face_data_dir)]) == 2

@@ -90,6 +90,8 @@ class CycleGANOptions:
     d_real_batch: int = 64            # real faces D_face sees per step: cheap for D, and its colour classifier is
                                       # what teaches G the (small) eye colours
     crude_share: float = 0.5          # faces G paints from their crude (doodle-like) line art rather than XDoG's
+    init: str | None = None           # fine-tune: start the networks from another run's snapshot.pt (tensors
+                                      # whose shape changed, the optimisers and the pools start fresh)
 
 
 class FakePool:
@@ -220,6 +222,15 @@ def sample_grid(G: nn.Module, Fn: nn.Module, fixed: dict[str, torch.Tensor]) -> 
     return grid(to_uint8(torch.cat(rows)), k + 2)
 
 
+def start_from(model: CycleGAN, G_ema: nn.Module, snapshot: str) -> None:
+    """Load another run's networks (read without pickle) into a new run; a tensor whose shape changed with
+    the recipe (e.g. D_face's colour heads) keeps its fresh initialisation."""
+    state = torch.load(snapshot, map_location="cpu", weights_only=True)
+    for net, saved in ((model, state["model"]), (G_ema, state["G_ema"])):
+        own = net.state_dict()
+        net.load_state_dict({k: v for k, v in saved.items() if k in own and own[k].shape == v.shape}, strict=False)
+
+
 def training_loop(opts: CycleGANOptions, resume: bool = False, progress: bool = True) -> Path:
     """Train until ``opts.steps`` or ``opts.minutes`` (totals across resumes); return the exported G."""
     if opts.batch < 2 or opts.batch % 2:
@@ -233,6 +244,8 @@ def training_loop(opts: CycleGANOptions, resume: bool = False, progress: bool = 
     ema_beta = 0.5 ** (opts.batch / EMA_HALF_LIFE_IMAGES)
 
     step, elapsed = 0, 0.0
+    if resume_state is None and opts.init:
+        start_from(model, G_ema, opts.init)
     if resume_state is not None:
         model.load_state_dict(resume_state["model"])
         G_ema.load_state_dict(resume_state["G_ema"])

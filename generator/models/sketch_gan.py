@@ -12,8 +12,9 @@ RGB in [-1, 1]. Two generators and two PatchGAN discriminators:
 - ``FaceToSketch`` (F): the same U-Net, narrower and unconditioned, 1 channel out.
 - ``PatchDiscriminator`` (D_sketch) and ``FaceDiscriminator`` (D_face): spectrally
   normalised PatchGANs (8x8 patch logits); D_face adds ACGAN-style hair and eye
-  classifiers on pooled features, trained on real faces' tags, so that G can be
-  pushed to paint colours that read as the requested ones.
+  classifiers that read the whole 8x8 feature map, trained on real faces' tags,
+  so that G can be pushed to paint colours that read as the requested ones
+  where a face has them.
 """
 
 from __future__ import annotations
@@ -171,16 +172,19 @@ class PatchDiscriminator(nn.Module):
 
 
 class FaceDiscriminator(PatchDiscriminator):
-    """D_face: patch realness plus hair and eye classifiers on mean+max pooled features (eyes are small)."""
+    """D_face: patch realness plus hair and eye classifiers on the flattened 8x8 feature map.
+
+    Position-aware on purpose: the faces are aligned crops, so eye colour is read at eye height. With pooled
+    (position-free) features G learnt to paint a blob of the eye colour in a corner of the faces it drew from
+    doodles, which a pooled classifier reads as the eye colour."""
 
     def __init__(self, cfg: SketchGANConfig):
         super().__init__(3, cfg.d_ch)
-        feat = 2 * 4 * cfg.d_ch
+        feat = 4 * cfg.d_ch * 8 * 8
         self.cls_hair = nn.Linear(feat, cfg.n_hair)
         self.cls_eye = nn.Linear(feat, cfg.n_eye)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(patch logits (B, 1, 8, 8), hair logits (B, n_hair), eye logits (B, n_eye))."""
-        h = self.features(x)
-        pooled = torch.cat([h.mean((2, 3)), h.amax((2, 3))], 1)  # (B, 8c)
-        return self.patch(h), self.cls_hair(pooled), self.cls_eye(pooled)
+        h = self.features(x)  # (B, 4c, 8, 8)
+        return self.patch(h), self.cls_hair(h.flatten(1)), self.cls_eye(h.flatten(1))
