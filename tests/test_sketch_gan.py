@@ -16,7 +16,7 @@ from generator.weights import load_module, read_metadata, save_module
 from test_sketch_data import draw_doodles
 from training.dataset import FaceDataset
 from training.sketch_data import DoodleSet, heldout_faces
-from training.sketch_metrics import SketchEvaluator, format_table
+from training.sketch_metrics import EYE_WINDOW, SketchEvaluator, eye_window, format_table
 from training.train_cyclegan import CycleGAN, CycleGANOptions, FakePool, training_loop
 
 TINY = dict(g_ch=4, f_ch=4, d_ch=4, z_dim=8)
@@ -132,6 +132,16 @@ def test_exported_weights_roundtrip_in_fp16(G, tmp_path):
         assert (loaded(*args) - G(*args)).abs().max() < 2e-2
 
 
+def test_eye_window_keeps_the_eyes_and_greys_the_rest():
+    faces = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    seen = eye_window(faces)
+    rows, cols = EYE_WINDOW
+    assert torch.equal(seen[:, :, rows, cols], faces[:, :, rows, cols])
+    outside = torch.ones(64, 64, dtype=torch.bool)
+    outside[rows, cols] = False
+    assert (seen[:, :, outside] == 128).all() and outside.sum() > 64 * 64 // 2  # a corner blob is not seen
+
+
 def test_sketch_metrics_keys_and_ranges(G, face_data_dir, doodle_npy):
     torch.manual_seed(0)
     tagger = Tagger(TaggerConfig(ch=4, feature_dim=16)).eval()
@@ -141,6 +151,7 @@ def test_sketch_metrics_keys_and_ranges(G, face_data_dir, doodle_npy):
     assert r == ev.evaluate(G)  # deterministic
     for name in ("doodle", "line"):
         assert 0 <= r[f"{name}_hair_acc"] <= 1 and 0 <= r[f"{name}_eye_acc"] <= 1
+        assert r[f"{name}_eye_window_ratio"] >= 0
         assert r[f"{name}_hair_ratio"] >= 0 and 1 <= r[f"{name}_free_hair_colours"] <= 12
         assert r[f"{name}_fd"] >= 0
     assert r["fd"] >= 0 and r["images"] == 12 + len(heldout_faces(face_data_dir))
