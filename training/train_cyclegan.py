@@ -244,8 +244,6 @@ def training_loop(opts: CycleGANOptions, resume: bool = False, progress: bool = 
     ema_beta = 0.5 ** (opts.batch / EMA_HALF_LIFE_IMAGES)
 
     step, elapsed = 0, 0.0
-    if resume_state is None and opts.init:
-        start_from(model, G_ema, opts.init)
     if resume_state is not None:
         model.load_state_dict(resume_state["model"])
         G_ema.load_state_dict(resume_state["G_ema"])
@@ -254,6 +252,8 @@ def training_loop(opts: CycleGANOptions, resume: bool = False, progress: bool = 
         face_pool.images, sketch_pool.images = resume_state["face_pool"], resume_state["sketch_pool"]
         torch.set_rng_state(resume_state["rng"])
         step, elapsed = resume_state["step"], resume_state["elapsed"]
+    elif opts.init:  # a new run that starts from another run's networks
+        start_from(model, G_ema, opts.init)
 
     faces = FaceDataset.load(opts.data, "train", progress=progress)
     doodles = DoodleSet.load(opts.doodles, "train")
