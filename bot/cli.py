@@ -92,21 +92,25 @@ def cmd_train_tagger(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_sample(args: argparse.Namespace, cfg: Config) -> int:
+    from bot import colors
+    from bot.commands import colour
     from generator import sample_files
     from generator.sampler import FaceSampler
 
     out = Path(args.out)
-    try:
+    try:  # colour words as /waifu reads them (a typo gets "did you mean"), as the model's names
+        hair, eye, hair2, eye2 = (colors.names(part)[colour(word, part)] if word else None for word, part in
+                                  ((args.hair, "hair"), (args.eye, "eye"), (args.hair2, "hair"), (args.eye2, "eye")))
         sampler = FaceSampler.load(args.weights or cfg.generator.weights or None, cfg.generator.device)
         if args.mode:
-            path = sample_files.write_mode(sampler, out, args.mode, args.hair, args.eye, args.n, args.seed,
-                                           args.size, args.hair2, args.eye2, args.seed2, args.frames)
+            path = sample_files.write_mode(sampler, out, args.mode, hair, eye, args.n, args.seed,
+                                           args.size, hair2, eye2, args.seed2, args.frames)
             print(f"wrote {path} (model {sampler.version})")
             return 0
         if args.per_tag:
             count = sample_files.write_per_tag(sampler, out, args.per_tag, args.seed, args.size)
         else:
-            count = sample_files.write_faces(sampler, out, args.hair, args.eye, args.n, args.seed, args.size)
+            count = sample_files.write_faces(sampler, out, hair, eye, args.n, args.seed, args.size)
     except (ValueError, FileNotFoundError) as e:
         print(f"moebot sample: {e}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ builds the same values from its slash-command options. A bad command raises
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from typing import Literal, Union
@@ -158,7 +159,7 @@ def parse(text: str, max_count: int = 4) -> Command:
                 "models": Models()}.get(name, Help())
     if name == "rollback":
         return parse_rollback(rest)
-    raise CommandError(f"I don't know the command /{name[:32]}. Try /help.")
+    raise CommandError(_unknown_command(name, rest))
 
 
 def parse_waifu(args: str, max_count: int = 4) -> Waifu:
@@ -304,6 +305,15 @@ def _too_many(items: list[Item], slots: list[str], part: str | None) -> str:
     if part is not None:
         return f"too many {part} colours in '{said[:80]}': this command takes {slots.count(part)}"
     return f"too many colours in '{said[:80]}': this command takes {len(slots)} ({', '.join(slots)})"
+
+
+def _unknown_command(name: str, rest: str) -> str:
+    """The refusal of an unknown command, naming the command it is a typo of when one is close (/wafu: /waifu)."""
+    close = difflib.get_close_matches(name, COMMANDS, n=1, cutoff=0.6)
+    if not close:
+        return f"I don't know the command /{name[:32]}. Try /help."
+    again = f"/{close[0]} {rest.strip()[:64]}".strip()
+    return f"I don't know the command /{name[:32]} — did you mean {again}?"
 
 
 def _unknown(word: str, part: str) -> str:

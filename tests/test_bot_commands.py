@@ -56,7 +56,10 @@ def test_count_and_seed():
     ("/waifu zzzz", "unknown hair colour 'zzzz'; hair colours: orange"),
     ("/top month", "/top takes day, week or all"),
     ("/grid all seed:x", "seed must be a whole number"),
-    ("/frobnicate", "I don't know the command /frobnicate"),
+    ("/frobnicate", "I don't know the command /frobnicate. Try /help."),
+    ("/wafu pink blue", "I don't know the command /wafu — did you mean /waifu pink blue?"),
+    ("/Grd@moebot hair", "I don't know the command /grd — did you mean /grid hair?"),
+    ("/stat", "I don't know the command /stat — did you mean /stats?"),
 ])
 def test_bad_input_gets_a_clear_answer(text, answer):
     if answer is None:
@@ -106,3 +109,15 @@ def test_any_mix_of_known_words_parses_or_refuses(words):
         assert str(e)
     else:
         assert cmd.count in range(1, 5)
+
+
+def test_the_command_line_reads_colours_as_chat_does(tiny_generator_file, tmp_path, capsys):
+    from bot.cli import main
+
+    w = ["--weights", str(tiny_generator_file), "-n", "1"]
+    assert main(["sample", "--hair", "purplee", "--out", str(tmp_path / "typo"), *w]) == 2
+    assert "unknown hair colour 'purplee' — did you mean purple?" in capsys.readouterr().err
+    assert main(["sample", "--eye", "white", "--out", str(tmp_path / "white"), *w]) == 2
+    assert "there are no white eyes here" in capsys.readouterr().err
+    assert main(["sample", "--hair", "blond", "--eye", "bleu", "--out", str(tmp_path / "ok"), *w]) == 0
+    assert not (tmp_path / "typo").exists() and (tmp_path / "ok" / "000.png").exists()
