@@ -7,10 +7,17 @@ user reads. The chat platforms, the CLI and the web UI all come through here.
 
 The steps, and why:
 
-1. Size and pixel count are checked before anything is decoded (the pixel
-   count comes from the file's header), so a small file that unpacks to
-   gigapixels (a decompression bomb) costs nothing.
-2. An animated image gives its first frame; a phone photo is turned upright
+1. Only the documented raster formats are opened (PNG, JPEG, GIF, WebP, BMP,
+   TIFF): Pillow knows others whose decoders are programs (EPS runs
+   Ghostscript, which a 2 kB file can keep busy forever). Size and pixel count
+   are checked before anything is decoded (the pixel count comes from the
+   file's header), so a small file that unpacks to gigapixels (a
+   decompression bomb) costs nothing. A JPEG is decoded at a reduced scale
+   (its DCT allows 1/2 to 1/8), any other picture is shrunk by a whole factor
+   right after decoding, so the work below sees at most a few hundred
+   thousand pixels whatever was sent.
+2. A small drawing (a 28x28 doodle) is enlarged smoothly, so its strokes are
+   read like a big picture's. An animated image gives its first frame; a phone photo is turned upright
    by its EXIF orientation; transparency is flattened onto a background that
    contrasts with the strokes (white under dark strokes, black under light).
    A photo of a sheet lying on a darker desk is cut to the sheet (the large
@@ -42,8 +49,10 @@ import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 SIZE = 64  # the model's input side
-MIN_SIDE = 32  # smaller pictures hold too little drawing to read
+MIN_SIDE = 16  # smaller pictures hold too little drawing to read (Quick, Draw! doodles are 28x28)
+SMALL_SIDE = 2 * SIZE  # longest side a smaller drawing is enlarged to before it is read
 WORK_SIDE = 512  # longest side the picture is analysed at (enough for a 64x64 result, fast on a small CPU)
+FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF")  # what uploads may be (Pillow's names), as documented
 MIN_CONTRAST = 0.25  # ink is at least this much darker than the paper around it
 MIN_INK = 0.0005  # share of the picture that must be ink for it to be a drawing at all
 MARGIN = 0.08  # paper kept around the drawing, as a share of its longer side
@@ -60,7 +69,7 @@ class SketchRejected(ValueError):
 @dataclass(frozen=True)
 class UploadLimits:
     max_bytes: int = 10 * 2**20
-    max_pixels: int = 40_000_000
+    max_pixels: int = 16_000_000  # a 12 MP phone photo, a 4000x4000 scan; decoded, at most 64 MB (RGBA)
 
 
 @dataclass(frozen=True)
@@ -96,9 +105,13 @@ def suffix_of(fmt: str) -> str:
 
 def normalise_sketch(data: bytes, limits: UploadLimits = UploadLimits()) -> Sketch:
     """The upload ``data`` as a 64x64 sketch; SketchRejected with the reason a person can act on."""
-    img, animated = decode_upload(data, limits, draft="L")
+    img, animated = decode_upload(data, limits, side=WORK_SIDE, mode="L")
     grey = _flatten_alpha(img)
-    grey = _on_the_paper(_resize(grey, WORK_SIDE / max(grey.shape)))
+    longest = max(grey.shape)
+    if longest < SMALL_SIDE:  # bilinear, as the training doodles are enlarged from 28 px
+        grey = _resize(grey, SMALL_SIDE / longest, Image.Resampling.BILINEAR)
+    else:
+        grey = _on_the_paper(_resize(grey, min(1.0, WORK_SIDE / longest)))
     inverted = _light_on_dark(grey)
     if inverted:
         grey = 1.0 - grey
@@ -117,37 +130,53 @@ def check_size(n_bytes: int, limits: UploadLimits) -> None:
         raise SketchRejected(f"That file is {_mb(n_bytes)}; I take files up to {_mb(limits.max_bytes)}.")
 
 
-def decode_upload(data: bytes, limits: UploadLimits, draft: str | None = None) -> tuple[Image.Image, bool]:
-    """Open and fully decode the first frame of an uploaded picture, upright, and whether it was animated;
-    every way it can fail is a SketchRejected (sketches and /submit share these checks). ``draft="L"`` lets a
-    JPEG decode grey at a reduced scale, which is all a sketch needs."""
+def decode_upload(data: bytes, limits: UploadLimits, side: int | None = None, mode: str | None = None,
+                  min_side: int = MIN_SIDE) -> tuple[Image.Image, bool]:
+    """Open and decode the first frame of an uploaded picture, upright, and whether it was animated; every way
+    it can fail is a SketchRejected (sketches and /submit share these checks). With ``side``, the picture comes
+    back shrunk by the largest whole factor that keeps its longer side at least ``side`` (a JPEG decoded so, in
+    ``mode`` if given: its DCT scales for free), since that is all the caller reads of it."""
     check_size(len(data), limits)
     limit = f"I take up to {limits.max_pixels / 1e6:g} megapixels."
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            img = Image.open(io.BytesIO(data))  # reads the header only
+            img = Image.open(io.BytesIO(data), formats=FORMATS)  # reads the header only
         except UnidentifiedImageError:
-            raise SketchRejected("That file is not a picture I can read; send a PNG, JPEG, GIF, WebP or BMP "
-                                 "image.") from None
+            raise SketchRejected("That file is not a picture I can read; send a PNG, JPEG, GIF, WebP, BMP or "
+                                 "TIFF image.") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise SketchRejected(f"That image has too many pixels to open safely; {limit}") from None
         except (OSError, SyntaxError, ValueError):
             raise SketchRejected(DAMAGED) from None
         if img.width * img.height > limits.max_pixels:
             raise SketchRejected(f"That image is {img.width}x{img.height} pixels, too many to open safely; {limit}")
-        if min(img.size) < MIN_SIDE:
+        if min(img.size) < min_side:
             raise SketchRejected(f"That image is only {img.width}x{img.height} pixels; send a picture at least "
-                                 f"{MIN_SIDE}x{MIN_SIDE}.")
+                                 f"{min_side}x{min_side}.")
         fmt, animated = img.format or "?", getattr(img, "n_frames", 1) > 1
         try:
-            if draft:
-                img.draft(draft, (WORK_SIDE, WORK_SIDE))  # JPEG: decode at a reduced scale (DCT), much faster
-            img = ImageOps.exif_transpose(img)  # decodes, then turns a phone photo upright
+            if side:
+                img.draft(mode, (side, side))  # JPEG: decode at a reduced scale (DCT), much faster
+            ImageOps.exif_transpose(img, in_place=True)  # decodes, then turns a phone photo upright
+            if side:
+                img = _reduced(img, max(1, min(max(img.size) // side, min(img.size) // min_side)))
         except (OSError, SyntaxError, EOFError, ValueError, IndexError, Image.DecompressionBombWarning):
             raise SketchRejected(DAMAGED) from None
-    img.format = fmt  # exif_transpose returns a copy without it
+    img.format = fmt  # a reduced copy has none
     return img, animated
+
+
+def _reduced(img: Image.Image, factor: int) -> Image.Image:
+    """The picture shrunk ``factor`` times by averaging blocks; palette and bilevel pictures, whose values are not
+    brightnesses, are converted first."""
+    if factor == 1:
+        return img
+    if img.mode in ("P", "PA"):
+        img = img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB")
+    elif img.mode == "1" or img.mode.startswith("I;16"):
+        img = img.convert("L" if img.mode == "1" else "I")
+    return img.reduce(factor)
 
 
 def _flatten_alpha(img: Image.Image) -> np.ndarray:
@@ -164,8 +193,8 @@ def _flatten_alpha(img: Image.Image) -> np.ndarray:
 
 
 def _resize(a: np.ndarray, scale: float, resample: Image.Resampling = Image.Resampling.BOX) -> np.ndarray:
-    """A float image scaled by ``scale`` (never up: the work size is a ceiling)."""
-    if scale >= 1:
+    """A float image scaled by ``scale``."""
+    if scale == 1:
         return a
     h, w = a.shape
     size = (max(1, round(w * scale)), max(1, round(h * scale)))

@@ -17,7 +17,7 @@ def test_shipped_bot_toml_matches_the_defaults():
     assert cfg.discord.guild_id == 0 and cfg.generator.queue_limit == 256
     assert cfg.generator.backend == "local" and cfg.generator.compile is True and cfg.generator.metrics_port == 0
     assert cfg.limits.admins == ()
-    assert cfg.uploads.max_bytes == 10 * 2**20 and cfg.uploads.max_pixels == 40_000_000
+    assert cfg.uploads.max_bytes == 10 * 2**20 and cfg.uploads.max_pixels == 16_000_000
     assert cfg.generator.sketch_weights == ""
 
 

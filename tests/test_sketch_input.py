@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from generator.sketch_input import INK, PAPER, SketchRejected, UploadLimits, normalise_sketch
+from generator.sketch_input import INK, PAPER, SketchRejected, UploadLimits, decode_upload, normalise_sketch
 
 
 def drawing(size=(600, 400), ink=0, paper=255, width=3) -> Image.Image:
@@ -53,6 +53,8 @@ def test_refusals_name_the_problem():
     assert "not a picture I can read" in refusal(b"Dear bot, here is my drawing.\n" * 20)
     assert "not a picture I can read" in refusal(b"")
     assert "only 1x1 pixels" in refusal(encoded(Image.new("L", (1, 1), 0)))
+    assert refusal(encoded(drawing((15, 40), width=1))).startswith("That image is only 15x40 pixels; send a picture "
+                                                                   "at least 16x16.")
     assert "looks blank" in refusal(encoded(Image.new("RGB", (800, 600), "white")))
     noisy = np.clip(200 + np.random.default_rng(0).normal(0, 4, (300, 300)), 0, 255).astype(np.uint8)
     assert "looks blank" in refusal(encoded(Image.fromarray(noisy), "JPEG"))  # grey paper, sensor noise
@@ -149,3 +151,63 @@ def test_large_filled_areas_stay_ink():
     ImageDraw.Draw(filled).rectangle([180, 60, 420, 140], fill=0)  # hair coloured in with a marker
     sketch = normalise_sketch(encoded(filled))
     assert not sketch.inverted and sketch.pixels[5:15, 10:54].max() == INK
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two sketches' ink."""
+    return float(((a < 0) & (b < 0)).sum() / ((a < 0) | (b < 0)).sum())
+
+
+def test_small_doodles_are_enlarged_and_read_like_big_ones():
+    big = normalise_sketch(encoded(drawing((280, 280), width=10)))
+    doodle = normalise_sketch(encoded(drawing((28, 28), width=1)))  # a Quick, Draw! bitmap's size
+    assert iou(doodle.pixels, big.pixels) > 0.5
+    tiny = normalise_sketch(encoded(drawing((16, 16), width=1)))
+    assert 0.03 < (tiny.pixels < 0).mean() < 0.4 and (tiny.pixels[0] == PAPER).all()
+    from test_sketch_data import draw_doodles  # white on black, as the sketch model's doodles come
+    from training.sketch_data import DoodleSet
+
+    bitmaps = draw_doodles(4)
+    read = [normalise_sketch(encoded(Image.fromarray(b))) for b in bitmaps]
+    trained_on = DoodleSet.from_bitmaps(bitmaps).sketches()[:, 0].numpy()
+    assert all(r.inverted for r in read)
+    assert np.mean([iou(r.pixels, t) for r, t in zip(read, trained_on)]) > 0.5
+
+
+def test_only_documented_formats_are_opened_and_ghostscript_never_runs(monkeypatch):
+    from PIL import EpsImagePlugin
+
+    started = []
+
+    def ghostscript(*args, **kwargs):
+        started.append(args)
+        raise OSError("gs would have started")
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", ghostscript)
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\n{ 1 pop } loop\n%%EOF\n"  # spins gs forever
+    assert Image.open(io.BytesIO(eps)).format == "EPS"  # Pillow itself would open it
+    others = [eps, b"%PDF-1.4\n1 0 obj << >> endobj\n"] + [encoded(drawing().convert("RGB"), f)
+                                                               for f in ("PPM", "ICO", "TGA", "PCX")]
+    for data in others:
+        assert refusal(data) == ("That file is not a picture I can read; send a PNG, JPEG, GIF, WebP, BMP or TIFF "
+                                 "image.")
+    assert started == []
+    reference = normalise_sketch(encoded(drawing()))
+    for fmt in ("TIFF", "WEBP", "BMP"):
+        assert np.abs(normalise_sketch(encoded(drawing(), fmt)).pixels - reference.pixels).mean() < 0.02
+
+
+def test_big_pictures_are_refused_early_and_decoded_shrunk():
+    assert "6300x6300 pixels, too many to open safely; I take up to 16 megapixels." in \
+        refusal(png_header_only(6300, 6300))  # a 128 kB PNG of this size used to cost 453 MB
+    img, _ = decode_upload(encoded(drawing((3000, 2000))), UploadLimits(), side=512)
+    assert img.size == (600, 400) and img.format == "PNG"  # shrunk 5x, the most that keeps 512 px
+    jpeg, _ = decode_upload(encoded(drawing((4000, 3000)), "JPEG"), UploadLimits(), side=512, mode="L")
+    assert jpeg.size == (1000, 750) and jpeg.mode == "L" and jpeg.format == "JPEG"  # decoded at 1/4 by its DCT
+    palette = Image.new("P", (2000, 1000), 1)
+    palette.putpalette([0, 0, 0, 200, 30, 60] + [0] * 762)
+    ImageDraw.Draw(palette).rectangle([0, 0, 999, 999], fill=0)
+    shrunk, _ = decode_upload(encoded(palette), UploadLimits(), side=400)  # colours averaged, not palette indices
+    assert shrunk.size == (400, 200) and shrunk.getpixel((100, 100)) == (0, 0, 0) and \
+        shrunk.getpixel((300, 100)) == (200, 30, 60)
+    whole, _ = decode_upload(encoded(drawing((3000, 2000))), UploadLimits())
+    assert whole.size == (3000, 2000)
