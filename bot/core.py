@@ -14,6 +14,7 @@ import random
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Collection, TypeVar
 
@@ -29,10 +30,9 @@ from bot.store import Item, NewPicture, NewUpload, Store
 from generator.images import from_pil, gif_bytes, grid, png_bytes, side_by_side, to_pil, upscale
 from generator.sampler import sketch_tags
 from generator.service import DrawingService, GenerationFailed, QueueFull
-from generator.face_crop import crop_faces
+from generator.face_crop import crop_faces, read_picture
 from generator.models.tagger import Tagger
-from generator.sketch_input import (SketchRejected, UploadLimits, check_size, decode_upload, normalise_sketch,
-                                    suffix_of)
+from generator.sketch_input import SketchRejected, UploadLimits, check_size, normalise_sketch, suffix_of
 from generator.sketch_input import Sketch as SketchInput
 from generator.tags import EYE_COLORS, HAIR_COLORS, N_EYE, N_HAIR
 from training.near_duplicates import FaceHashIndex, face_hash
@@ -114,6 +114,9 @@ SUBMIT_HOWTO = {
 }
 SUBMIT_FACES = 4  # faces of one picture submitted at most
 SUBMIT_TIPS = "Anime faces facing the camera work best; I cut each face out and shrink it to 64x64."
+DECODERS = 2  # threads that decode uploads: a flood of hostile files waits for these, never for the shared pool
+DECODE_TIMEOUT_S = 20.0  # an upload not decoded by then is refused (the largest allowed decodes in about 1 s)
+SLOW_UPLOAD = "That picture took too long to read — please send a smaller PNG or JPEG."
 
 
 @dataclass(frozen=True)
@@ -202,9 +205,11 @@ class Core:
         self._rng = rng or random.SystemRandom()
         self._tagger: Tagger | None = None  # the evaluation classifier, loaded by the first /submit
         self._submitting = asyncio.Lock()  # one submission at a time is checked against the training set
+        self._decoders = ThreadPoolExecutor(DECODERS, thread_name_prefix="moebot-decode")
 
     async def close(self) -> None:
         """Close the database; the generator service belongs to whoever started it."""
+        self._decoders.shutdown(wait=False, cancel_futures=True)
         await self.store.close()
 
     @property
@@ -448,18 +453,28 @@ class Core:
             if upload.size is not None:
                 check_size(upload.size, self.uploads)  # before downloading it
             data = await upload.fetch()
-            return data, await asyncio.to_thread(decode, data, self.uploads)
+            return data, await self._decoded(decode, data)
         except SketchRejected as e:
             self.limits.give_back(who.user_key, who.chat_key)
             return Reply(f"{e}\n{tips}", refusal=True)
 
+    async def _decoded(self, decode: Callable[[bytes, UploadLimits], Decoded], data: bytes) -> Decoded:
+        """``decode(data, limits)`` on the upload threads; SketchRejected when it takes over DECODE_TIMEOUT_S (the
+        thread then finishes on its own: only formats whose decoding ends are read)."""
+        decoding = asyncio.get_running_loop().run_in_executor(self._decoders, decode, data, self.uploads)
+        try:
+            return await asyncio.wait_for(decoding, DECODE_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            raise SketchRejected(SLOW_UPLOAD) from None
+
     async def _submission(self, who: Who, command: Submit, upload: Upload | None) -> Reply:
-        """Cut the picture's faces out (the whole picture when none is found), leave out those the training set
+        """Cut the picture's faces out (the whole picture when none is found; one with nothing drawn in it is
+        refused as it is read), leave out those the training set
         has (same pixels, or a near-duplicate), tag the rest (colours given are kept, missing ones read by the
         evaluation classifier) and queue each as a pending item, shown with vote buttons and a tag card."""
         if upload is None:
             return Reply(f"{SUBMIT_HOWTO.get(who.platform, SUBMIT_HOWTO['telegram'])}\n{SUBMIT_TIPS}", refusal=True)
-        read = await self._read_upload(who, upload, decode_upload, SUBMIT_TIPS)
+        read = await self._read_upload(who, upload, read_picture, SUBMIT_TIPS)
         if isinstance(read, Reply):
             return read
         data, (picture, animated) = read

@@ -4,18 +4,22 @@ import asyncio
 import io
 import shutil
 import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from bot.commands import Submit
-from bot.core import Upload, Who
+from bot import core as core_module
+from bot.commands import Submit, Waifu
+from bot.core import SLOW_UPLOAD, SUBMIT_TIPS, Upload, Who
 from conftest import draw_face
 from fakes.bot_parts import closed, make_core
 from fakes.telegram_server import FakeTelegram
-from generator.face_crop import crop_faces
+from generator import face_crop
+from generator.face_crop import NOTHING_DRAWN, crop_faces
 from generator.tags import HAIR_COLORS, eye_index, hair_index
 from test_sketch_input import encoded
 from test_telegram_bot import keyboard_of, running_bot, stopped
@@ -140,3 +144,49 @@ def test_submit_on_telegram_then_correct_and_vote(data_dir, illustration):
     assert db.execute("SELECT status, hair, eye FROM images WHERE id = ?", (item,)).fetchone() == ("curated", 7, 8)
     assert [r[0] for r in db.execute("SELECT actor FROM curation_log WHERE image_id = ? ORDER BY id", (item,))] == \
         ["telegram:1", "telegram:1", "votes"]
+
+
+def test_pictures_with_nothing_drawn_are_refused_and_cost_no_turn(data_dir):
+    rng = np.random.default_rng(1)
+    blank = encoded(Image.new("RGB", (640, 480), "white"))
+    noise = encoded(Image.fromarray(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)))
+
+    async def go():
+        core = await make_core(data_dir, cooldown_s=3600)  # a turn taken would refuse the next one
+        try:
+            return [await core.handle(ALICE, Submit(), upload=sent(data)) for data in (blank, noise)]
+        finally:
+            await closed(core)
+    for reply in asyncio.run(go()):
+        assert reply.refusal and reply.text == f"{NOTHING_DRAWN}\n{SUBMIT_TIPS}" and not reply.files
+    db = sqlite3.connect(data_dir / "moebot.db")
+    assert db.execute("SELECT COUNT(*) FROM images WHERE source LIKE 'submit:%'").fetchone() == (0,)
+    assert db.execute("SELECT COUNT(*) FROM uploads").fetchone() == (0,)
+
+
+def test_uploads_that_never_finish_decoding_are_answered_and_block_nobody(data_dir, monkeypatch):
+    """Six hostile uploads whose decoding never ends (as EPS through Ghostscript once did) used up the shared
+    thread pool, and /waifu failed for everyone. Uploads decode on threads of their own, under a time limit."""
+    release = threading.Event()
+
+    def stuck(*args, **kwargs):
+        release.wait(60)
+        raise AssertionError("released")
+    monkeypatch.setattr(face_crop, "decode_upload", stuck)
+    monkeypatch.setattr(core_module, "DECODE_TIMEOUT_S", 0.5)
+    users = [Who("telegram", str(10 + i), f"u{i}", str(10 + i)) for i in range(6)]
+
+    async def go():
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(4))  # fewer threads than stuck files
+        core = await make_core(data_dir)
+        try:
+            answers = await asyncio.gather(*(core.handle(u, Submit(), upload=sent(b"hostile")) for u in users))
+            return answers, await core.handle(ALICE, Waifu(seed=1))
+        finally:
+            await closed(core)
+    try:
+        answers, face = asyncio.run(asyncio.wait_for(go(), 30))
+    finally:
+        release.set()
+    assert all(a.refusal and a.text == f"{SLOW_UPLOAD}\n{SUBMIT_TIPS}" for a in answers)
+    assert not face.refusal and face.files[0].filename.endswith(".png")
