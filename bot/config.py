@@ -76,6 +76,9 @@ class WebConfig:
     host: str = "127.0.0.1"  # beyond loopback only with MOEBOT_WEB_TOKEN set
     port: int = 8080  # 0 = any free port
     runs_dir: Path = Path("runs")  # training run folders shown by the dashboard
+    max_connections: int = 256  # open at once; each one beyond closes the oldest idle one
+    idle_timeout_s: float = 15.0  # a connection that has not sent a whole request for this long is closed
+    behind_https_proxy: bool = False  # a TLS proxy in front sets X-Forwarded-Proto: trust it (Secure cookie)
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,7 @@ _POSITIVE = {("generator", "max_batch"), ("generator", "queue_limit"), ("generat
              ("generator", "morph_frames"), ("limits", "chat_per_minute"), ("limits", "max_count"),
              ("limits", "top_size"), ("uploads", "max_bytes"), ("training", "steps"), ("training", "batch"),
              ("training", "threads"), ("training", "keep_runs"),
-             ("curation", "min_voters")}
+             ("curation", "min_voters"), ("web", "max_connections"), ("web", "idle_timeout_s")}
 MAX_PIXELS_CEILING = 80_000_000  # Pillow refuses more than 89M pixels whatever we allow
 _ADMIN = re.compile(r"^(telegram|discord):[^\s:]+$")
 

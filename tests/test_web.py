@@ -1,5 +1,5 @@
 """The playground and the dashboard for real: an aiohttp server on loopback in front of a real Core, generator
-service and SQLite file, driven by Debian's Chromium through Playwright.
+service and SQLite file, driven by Debian's Chromium through Playwright (HTTP-level checks: test_web_http.py).
 
 The tests that see the bundled generator's faces also take the README's screenshots: into the folder
 ``$MOEBOT_SCREENSHOTS`` names (``MOEBOT_SCREENSHOTS=docs pytest tests/test_web.py`` renews docs/), else into
@@ -14,8 +14,6 @@ import os
 import sqlite3
 import subprocess
 import tempfile
-import threading
-import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -31,14 +29,16 @@ from bot.config import WebConfig
 from bot.store import NewPicture
 from bot.web import server
 from bot.web.adapter import LOCAL
-from fakes.bot_parts import closed, make_core, tiny_weights
+from fakes.bot_parts import tiny_weights
+from fakes.served_web import Served
 from generator.active_model import read_active
 from generator.images import grid, png_bytes, to_pil
-from generator.weights import BUNDLED_GENERATOR, BUNDLED_SKETCH, read_metadata, weights_version
+from generator.weights import BUNDLED_GENERATOR, read_metadata, weights_version
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ADMIN_TOKEN = "s3cret-admin-Vq7LmZ2xPw9KdR4t"  # long and varied enough to be accepted
 DOCS = Path(os.environ.get("MOEBOT_SCREENSHOTS") or tempfile.mkdtemp(prefix="moebot-screenshots-"))
 
 
@@ -61,45 +61,6 @@ def browser(chromium):
         b = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
         yield b
         b.close()
-
-
-class Served:
-    """A Core with a started generator service and the web app on a free port, on a loop in another thread
-    (Playwright's sync API owns the test's thread)."""
-
-    def __init__(self, data_dir: Path, runs_dir: Path, weights: Path, admin_token: str = "",
-                 host: str = "127.0.0.1"):
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        sketch = BUNDLED_SKETCH if weights == BUNDLED_GENERATOR else None  # real faces: real sketches too
-        self.core = self.call(make_core(data_dir, weights=weights, sketch_weights=sketch, compile=False))
-        self.core.display_size = 256  # as in bot.toml: the screenshots show what a user sees
-        app = server.create_app(self.core, runs_dir, admin_token)
-        self.csrf = app[server.SECURITY].csrf
-        self.runner, self.url = self.call(server.start(app, WebConfig(host, 0, runs_dir)))
-        self.db = data_dir / "moebot.db"
-
-    def call(self, coro) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(120)
-
-    def close(self) -> None:
-        self.call(self.runner.cleanup())
-        self.call(closed(self.core))
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-    def request(self, path: str, body: dict | None = None, headers: dict | None = None) -> tuple[int, str]:
-        """(status, text) of a GET, or of a POST with a JSON body; errors are answers too."""
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url.rstrip("/") + path, data=data,
-                                     headers={"Content-Type": "application/json", **(headers or {})})
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                return r.status, r.read().decode(errors="replace")
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode(errors="replace")
 
 
 @pytest.fixture(scope="module")
@@ -144,16 +105,17 @@ def test_a_typed_command_draws_a_face_and_votes_change_its_counts(served, page):
     assert "pink hair, blue eyes" in answer.locator(".text").inner_text()
     wait_loaded(page, answer.locator(".files img"), 256)
     up = answer.locator("button.vote").first
-    assert up.inner_text() == "👍 0"
+    assert up.inner_text() == "👍 Good 0"  # words too: without an emoji font 👍 and 👎 are the same box
     up.click()
-    expect(answer.locator("button.vote").first).to_have_text("👍 1")
+    expect(answer.locator("button.vote").first).to_have_text("👍 Good 1")
+    expect(answer.get_by_role("button", name="Good: 1 vote", exact=True)).to_be_visible()
     assert "You voted" in answer.locator(".notice").inner_text()
     picture = int(answer.locator("button.vote").first.get_attribute("data-vote").split(":")[1])
     assert sqlite3.connect(served.db).execute("SELECT value FROM votes WHERE picture_id = ?", (picture,)).fetchall() \
         == [(1,)]
-    answer.locator("button.vote").nth(1).click()  # the other button changes the vote
-    expect(answer.locator("button.vote").nth(1)).to_have_text("👎 1")
-    assert answer.locator("button.vote").first.inner_text() == "👍 0"
+    answer.get_by_role("button", name="Bad: 0 votes", exact=True).click()  # the other button changes the vote
+    expect(answer.locator("button.vote").nth(1)).to_have_text("👎 Bad 1")
+    assert answer.locator("button.vote").first.inner_text() == "👍 Good 0"
 
     wrong = say(page, "/waifu pnk blue")
     assert wrong.locator(".text").inner_text() == "unknown hair colour 'pnk' — did you mean pink?"
@@ -161,8 +123,20 @@ def test_a_typed_command_draws_a_face_and_votes_change_its_counts(served, page):
     blonde = say(page, "/waifu blonde red")
     wait_loaded(page, blonde.locator(".files img"))
     blonde.locator("button.vote").first.click()
-    expect(blonde.locator("button.vote").first).to_have_text("👍 1")
+    expect(blonde.locator("button.vote").first).to_have_text("👍 Good 1")
     page.screenshot(path=DOCS / "playground.png", full_page=True)
+
+    page.reload()  # the pictures come back with their counts, and their buttons still vote
+    earlier = page.locator(".msg.earlier")
+    expect(earlier.nth(-2).locator("button.vote")).to_have_text(["👍 Good 0", "👎 Bad 1"])
+    last = earlier.last
+    expect(last.locator(".text")).to_have_text("blonde hair, red eyes")
+    wait_loaded(page, last.locator(".files img"))
+    last.locator("button.vote").nth(1).click()
+    expect(last.locator("button.vote")).to_have_text(["👍 Good 0", "👎 Bad 1"])
+    blonde_id = int(last.locator("button.vote").first.get_attribute("data-vote").split(":")[1])
+    assert sqlite3.connect(served.db).execute("SELECT value FROM votes WHERE picture_id = ?", (blonde_id,)) \
+        .fetchall() == [(-1,)]
 
 
 def test_grid_morph_top_and_help_answer_in_the_page(served, page):
@@ -253,6 +227,8 @@ def test_a_finger_draws_on_the_pad_too(served, browser):
     try:
         touch = context.new_page()
         touch.goto(served.url)
+        touch.locator("#log[data-history='shown']").wait_for(state="attached")  # earlier pictures move the pad
+        touch.locator("#pad").scroll_into_view_if_needed()
         box = touch.locator("#pad").bounding_box()
         touch.touchscreen.tap(box["x"] + 100, box["y"] + 100)
         assert dark_pixels(touch) > 0
@@ -550,12 +526,12 @@ def test_files_are_found_by_id_or_by_a_checked_name_only(served):
 
 def test_with_an_admin_token_beyond_loopback_every_page_and_change_needs_it(browser, tmp_path):
     s = Served(tmp_path / "data", tmp_path / "runs", tiny_weights(tmp_path / "tiny.safetensors"),
-               admin_token="s3cret-admin", host="0.0.0.0")
+               admin_token=ADMIN_TOKEN, host="0.0.0.0")
     try:
         assert s.request("/api/gallery")[0] == 401
         assert s.request("/api/command", {"text": "/help"}, {"X-CSRF-Token": s.csrf})[0] == 401
         assert s.request("/api/gallery", headers={"Authorization": "Bearer wrong"})[0] == 401
-        assert s.request("/api/gallery", headers={"Authorization": "Bearer s3cret-admin"})[0] == 200
+        assert s.request("/api/gallery", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})[0] == 200
         context = browser.new_context()
         page = context.new_page()
         page.goto(s.url + "dashboard")
@@ -564,13 +540,13 @@ def test_with_an_admin_token_beyond_loopback_every_page_and_change_needs_it(brow
         page.click("button[type=submit]")
         assert "Wrong token" in page.content()
         page.goto(s.url + "login")
-        page.fill("input[name=token]", "s3cret-admin")
+        page.fill("input[name=token]", ADMIN_TOKEN)
         page.click("button[type=submit]")
         page.wait_for_url("**/dashboard")
         page.locator("#total").wait_for(state="attached")
         page.wait_for_function("() => document.getElementById('total').textContent === '0 pictures'")
         cookie = next(c for c in context.cookies() if c["name"] == server.SESSION_COOKIE)
-        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and "s3cret" not in cookie["value"]
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and ADMIN_TOKEN not in cookie["value"]
         page.goto(s.url)
         assert "Sorry" not in say(page, "/waifu pink blue").locator(".text").inner_text()
         page.locator(".msg.bot .files img").wait_for()
@@ -581,7 +557,7 @@ def test_with_an_admin_token_beyond_loopback_every_page_and_change_needs_it(brow
 
 def test_serving_beyond_loopback_without_a_token_is_refused():
     assert server.bind_refusal("127.0.0.1", "") is None and server.bind_refusal("localhost", "") is None
-    assert server.bind_refusal("::1", "") is None and server.bind_refusal("0.0.0.0", "t") is None
+    assert server.bind_refusal("::1", "") is None and server.bind_refusal("0.0.0.0", ADMIN_TOKEN) is None
     for host in ("0.0.0.0", "192.168.1.10", "::", "example.org"):
         assert "MOEBOT_WEB_TOKEN" in server.bind_refusal(host, "")
 

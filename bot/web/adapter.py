@@ -9,21 +9,24 @@ shelf under random keys: the page asks for them by key, never by a path.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Awaitable
 
 from aiohttp import BodyPartReader, web
 
 from bot.commands import DRAWING, WITH_UPLOAD, CommandError, parse
 from bot.core import Attachment, Buttons, Core, Reply, Rows, Upload, Who
+from bot.store import GalleryFilter, GalleryItem
 
 LOCAL = Who("web", "local", "you", "local")  # the one person at the keyboard
 # bytes of an upload form beyond the file itself (boundaries, part headers, the command), at most: the file's
 # announced size is the body's length minus this, so an early refusal never refuses a file within the limit
 FORM_OVERHEAD = 4096
 MAX_TEXT = 500  # characters of a typed command
+HISTORY = 20  # pictures a reloaded playground shows again
 CONTENT_TYPES = {".png": "image/png", ".gif": "image/gif"}
 CORE = web.AppKey("core", Core)
 
@@ -74,7 +77,7 @@ def reply_json(reply: Reply, shelf: FileShelf) -> dict[str, Any]:
 async def json_body(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
         raise web.HTTPBadRequest(text="expected a JSON body") from None
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text="expected a JSON object")
@@ -85,10 +88,10 @@ async def answer(request: web.Request, text: str, picture: Upload | None = None)
     """Run the typed command (with the picture for /sketch, /submit) as JSON lines: progress events, the reply."""
     core = request.app[CORE]
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson", "Cache-Control": "no-store"})
-    await response.prepare(request)
+    await quietly(response.prepare(request))
 
     async def send(event: dict[str, Any]) -> None:
-        await response.write(json.dumps(event).encode() + b"\n")
+        await quietly(response.write(json.dumps(event).encode() + b"\n"))
 
     try:
         parsed = parse(text, core.max_count)
@@ -102,8 +105,14 @@ async def answer(request: web.Request, text: str, picture: Upload | None = None)
             await send({"type": "queued", "position": position})
         reply = await core.handle(LOCAL, parsed, on_queued, picture if isinstance(parsed, WITH_UPLOAD) else None)
     await send(reply_json(reply, request.app[SHELF]))
-    await response.write_eof()
+    await quietly(response.write_eof())
     return response
+
+
+async def quietly(write: Awaitable[object]) -> None:
+    """Write to the page; a page closed meanwhile is no error: the picture is kept and shows in its history."""
+    with contextlib.suppress(ConnectionResetError):
+        await write
 
 
 async def command(request: web.Request) -> web.StreamResponse:
@@ -149,6 +158,19 @@ async def press(request: web.Request) -> web.Response:
                               "reply": reply_json(pressed.reply, request.app[SHELF]) if pressed.reply else None})
 
 
+def earlier_json(item: GalleryItem) -> dict[str, Any]:
+    """A picture drawn here before, as a reply with its stored file and its vote buttons."""
+    return {"type": "reply", "text": item.tags, "refusal": False,
+            "files": [{"url": f"/pictures/{item.id}", "name": f"{item.kind} #{item.id}"}],
+            "buttons": buttons_json(Buttons(item.id, item.up, item.down)), "actions": None, "more": []}
+
+
+async def history(request: web.Request) -> web.Response:
+    """The playground's latest pictures, oldest first, with their votes: a reloaded page can still vote on them."""
+    items, _ = await request.app[CORE].store.gallery(GalleryFilter(platform=LOCAL.platform), 1, HISTORY)
+    return web.json_response({"messages": [earlier_json(item) for item in reversed(items)]})
+
+
 async def file(request: web.Request) -> web.Response:
     found = request.app[SHELF].get(request.match_info["key"])
     if found is None:
@@ -166,4 +188,5 @@ def add_routes(app: web.Application, core: Core) -> None:
     app.router.add_post("/api/vote", vote)
     app.router.add_post("/api/press", press)
     app.router.add_get("/files/{key}", file)
+    app.router.add_get("/api/history", history)
 

@@ -4,10 +4,15 @@
 const log = document.getElementById("log");
 const template = document.getElementById("message");
 
-function addMessage(from, text) {
+function newMessage(from, text) {
   const item = template.content.firstElementChild.cloneNode(true);
   item.classList.add(from);
   item.querySelector(".text").textContent = text;
+  return item;
+}
+
+function addMessage(from, text) {
+  const item = newMessage(from, text);
   log.appendChild(item);
   item.scrollIntoView({block: "end"});
   return item;
@@ -48,11 +53,17 @@ async function press(item, id) {
   }
 }
 
+// Vote buttons say in words what they are: without an emoji font 👍 and 👎 are two identical boxes.
+const VOTES = [{emoji: "👍", word: "Good", count: "up"}, {emoji: "👎", word: "Bad", count: "down"}];
+
 function showButtons(container, buttons) {
   container.replaceChildren();
   if (!buttons) return;
-  for (const {label, id} of buttons.labelled) {
-    const button = el("button", label, "vote");
+  for (const [i, {id}] of buttons.labelled.entries()) {
+    const {emoji, word, count} = VOTES[i];
+    const n = buttons[count];
+    const button = el("button", `${emoji} ${word} ${n}`, "vote");
+    button.setAttribute("aria-label", `${word}: ${n} vote${n === 1 ? "" : "s"}`);
     button.type = "button";
     button.dataset.vote = id;
     button.addEventListener("click", () => vote(container, id));
@@ -70,7 +81,7 @@ async function vote(container, id) {
   }
 }
 
-function showReply(item, reply) {
+function showReply(item, reply, scroll = true) {
   item.querySelector(".status")?.remove();
   item.querySelector(".text").textContent = reply.text;
   item.classList.toggle("refusal", reply.refusal);
@@ -83,7 +94,7 @@ function showReply(item, reply) {
   }
   showButtons(item.querySelector(".votes"), reply.buttons);
   showActions(item, reply.actions);
-  item.scrollIntoView({block: "end"});
+  if (scroll) item.scrollIntoView({block: "end"});
   for (const next of reply.more) showReply(addMessage("bot", ""), next);
 }
 
@@ -133,6 +144,19 @@ document.getElementById("say").addEventListener("submit", (event) => {
 for (const chip of document.querySelectorAll("[data-say]")) {
   chip.addEventListener("click", () => say(chip.dataset.say));
 }
+
+// A reloaded page shows the latest pictures drawn here again, above anything new, with working vote buttons.
+async function showHistory() {
+  try {
+    const {messages} = await (await checked(await fetch("/api/history"))).json();
+    const first = log.firstChild;
+    if (messages.length) log.insertBefore(el("li", "Earlier pictures", "divider"), first);
+    for (const message of messages) showReply(log.insertBefore(newMessage("earlier", ""), first), message, false);
+  } finally {
+    log.dataset.history = "shown";
+  }
+}
+showHistory();
 
 // --- sketch pad: pointer events cover mouse, pen and finger alike ---
 const pad = document.getElementById("pad");
