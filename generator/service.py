@@ -66,6 +66,8 @@ class ServiceOptions:
     device: str = "cpu"
     threads: int = 0
     compile: bool = False          # torch.compile large batches in the worker (checked against eager)
+    restart_backoff_s: float = 1.0       # first wait after no weights would load in a fresh worker; doubles
+    restart_backoff_max_s: float = 60.0  # up to this
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,8 @@ class DrawingService(abc.ABC):
 
     @abc.abstractmethod
     async def promote(self, weights: str | Path) -> str:
-        """Serve ``weights`` from now on, without failing or stalling requests; WorkerFailed keeps the old."""
+        """Serve ``weights`` from now on, without failing or stalling requests; WorkerFailed keeps the old.
+        Promoting the weights that serve already changes nothing."""
 
     @abc.abstractmethod
     async def draw(self, z: torch.Tensor, cond: torch.Tensor, timeout: float | None = None) -> Drawn:
@@ -167,6 +170,7 @@ class GeneratorService(DrawingService):
         self._weights = weights
         self._sketch_weights = sketch_weights  # None: the bundled sketch model
         self._worker: WorkerProcess | None = None
+        self._loaded: list[str | Path | None] = []  # distinct weights that loaded here, oldest first: fallbacks
         self._retired: list[WorkerProcess] = []
         self._waiting: deque[_Request] = deque()
         self._arrived = asyncio.Event()
@@ -177,6 +181,7 @@ class GeneratorService(DrawingService):
     # -- lifecycle ---------------------------------------------------------------------------------------
     async def start(self) -> "GeneratorService":
         self._worker = await self._start_worker(self._weights)
+        self._remember(self._weights)
         if self._worker.sketch_version is None:
             log.warning("no sketch model, /sketch will be refused: %s", self._worker.sketch_error)
         self._dispatcher = asyncio.create_task(self._dispatch(), name="generator-dispatcher")
@@ -248,7 +253,10 @@ class GeneratorService(DrawingService):
     async def promote(self, weights: str | Path) -> str:
         """Load ``weights`` in a new worker beside the serving one, then switch; WorkerFailed leaves the old."""
         async with self._swap_lock:
+            if self._worker is not None and self._worker.alive() and _same(weights, self._weights):
+                return self._worker.version  # e.g. the pointer's change after this process promoted it itself
             new = await self._start_worker(weights)
+            self._remember(weights)
             old, self._worker, self._weights = self._worker, new, weights
             if old is not None:
                 self._retired.append(old)  # stopped by the dispatcher once its batch (if any) is done
@@ -296,6 +304,11 @@ class GeneratorService(DrawingService):
             cond = np.concatenate([r.cond for r in batch])
             sketch = np.concatenate([r.sketch for r in batch]) if batch[0].sketch is not None else None
             worker = self._worker
+            if not worker.alive():  # it died while idle: a fresh one draws this batch, rather than failing it
+                log.warning("the generator worker died while idle (exit code %s); starting a fresh one",
+                            worker.process.exitcode)
+                await self._restart(worker)
+                worker = self._worker
             t0 = time.monotonic()
             self.metrics.in_flight = len(z)
             try:
@@ -329,19 +342,44 @@ class GeneratorService(DrawingService):
                 self.metrics.failed += 1
 
     async def _restart(self, failed: WorkerProcess) -> None:
-        """Replace a dead worker with a fresh one on the same weights (unless a promotion already did)."""
+        """Replace a dead worker: on the same weights, else (logged) on the newest other weights that loaded here
+        before; when none loads, try again after a wait that doubles up to ``restart_backoff_max_s``. A promotion
+        meanwhile ends it."""
         failed.kill()
-        async with self._swap_lock:
-            if self._worker is not failed:
-                return
-            while True:
-                try:
-                    self._worker = await self._start_worker(self._weights)
+        delay = self.options.restart_backoff_s
+        while True:
+            async with self._swap_lock:
+                if self._worker is not failed:
                     return
-                except WorkerFailed as e:
-                    log.error("generator restart failed, retrying in 1 s: %s", e)
-                    await asyncio.sleep(1)
+                for weights in self._restart_candidates():
+                    try:
+                        self._worker = await self._start_worker(weights)
+                    except WorkerFailed as e:
+                        log.error("the generator worker did not restart on %s: %s", weights or "the bundled weights",
+                                  e)
+                        continue
+                    if not _same(weights, self._weights):
+                        log.error("the generator fell back to %s (%s): %s no longer loads", weights or
+                                  "the bundled weights", self._worker.version, self._weights or "the bundled weights")
+                        self._weights = weights
+                    return
+            log.error("no generator weights load; trying again in %g s", delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.options.restart_backoff_max_s)
+
+    def _remember(self, weights: str | Path | None) -> None:
+        """Note weights that loaded, as the newest fallback for restarts."""
+        self._loaded = [w for w in self._loaded if not _same(w, weights)] + [weights]
+
+    def _restart_candidates(self) -> list[str | Path | None]:
+        """The weights serving now, then every other that loaded here, newest first."""
+        return [self._weights, *(w for w in reversed(self._loaded) if not _same(w, self._weights))]
 
     async def _retire_idle(self) -> None:
         while self._retired:
             await self._retired.pop().stop()
+
+
+def _same(a: str | Path | None, b: str | Path | None) -> bool:
+    """Whether two weights arguments name the same file (None: the bundled weights)."""
+    return (a is None) == (b is None) and (a is None or Path(a) == Path(b))

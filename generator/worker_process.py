@@ -33,16 +33,14 @@ def _serve(conn: Connection, weights: str | None, device: str, threads: int, com
     import torch
 
     from generator.fast_inference import FastDrawer
+    from generator.model_check import check_draws
     from generator.sampler import FaceSampler, SketchSampler
 
     if threads:
         torch.set_num_threads(threads)
     try:
         sampler = FaceSampler.load(weights, device)
-        probe = sampler.G(torch.zeros(2, sampler.z_dim, device=sampler.device),
-                          torch.ones(2, 22, device=sampler.device) / 11)
-        if not torch.isfinite(probe).all():
-            raise ValueError("the generator's output is not finite")
+        check_draws(sampler)
     except Exception as e:  # any failure to load is an answer for the parent, not a crash
         conn.send(("error", f"{type(e).__name__}: {e}"))
         return

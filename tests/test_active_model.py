@@ -1,8 +1,13 @@
 """`moebot models promote|list|rollback`: the pointer file, the registry, and a running service following it without a restart."""
 
 import asyncio
+import logging
+
+import torch
 
 from bot.cli import main
+from bot.config import load_config
+from bot.runner import make_service
 from generator.active_model import follow_promotions, promote_file, read_active
 from generator.models.acgan import ACGANConfig, Generator
 from generator.service import GeneratorService, ServiceOptions
@@ -57,3 +62,69 @@ def test_running_service_follows_the_pointer(tiny_generator_file, tmp_path):
 
     before, after = asyncio.run(go())
     assert before != "v8" and after == "v8"
+
+
+def test_weights_that_do_not_draw_are_never_promoted(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MOEBOT_STORAGE_DATA_DIR", str(tmp_path / "data"))
+    assert main(["models", "promote", str(_weights(tmp_path / "good.safetensors", "v7"))]) == 0
+    G = Generator(ACGANConfig(g_ch=4))
+    with torch.no_grad():
+        for p in G.parameters():
+            p.fill_(float("nan"))
+    save_module(G, tmp_path / "nan.safetensors", G.cfg.to_dict(), step=1, version="v-nan")
+    torn = tmp_path / "torn.safetensors"
+    good = (tmp_path / "good.safetensors").read_bytes()
+    torn.write_bytes(good[:len(good) // 2])  # the header survives, the tensors are cut short
+    capsys.readouterr()
+    assert main(["models", "promote", str(tmp_path / "nan.safetensors")]) == 1
+    assert "refused" in (err := capsys.readouterr().err) and "not finite" in err
+    assert main(["models", "promote", str(torn)]) == 1
+    assert "refused" in capsys.readouterr().err
+    assert read_active(tmp_path / "data").version == "v7"
+    assert len(list((tmp_path / "data" / "models").glob("*.safetensors"))) == 1  # no copy of either was kept
+
+
+def test_a_damaged_pointer_reads_as_the_last_promotion_and_the_bot_still_starts(tmp_path, monkeypatch, caplog):
+    data = tmp_path / "data"
+    monkeypatch.chdir(tmp_path)  # no bot.toml here: settings from the environment
+    monkeypatch.setenv("MOEBOT_STORAGE_DATA_DIR", str(data))
+    monkeypatch.setenv("MOEBOT_GENERATOR_DEVICE", "cpu")
+    monkeypatch.setenv("MOEBOT_GENERATOR_THREADS", "1")
+    pointer = data / "models" / "active.json"
+    promote_file(data, _weights(tmp_path / "a.safetensors", "v7"))
+    promote_file(data, _weights(tmp_path / "b.safetensors", "v8"))
+    pointer.write_text(pointer.read_text()[:20])  # cut short, as a full disk leaves it
+    with (data / "models" / "history.jsonl").open("a") as f:
+        f.write('{"weights": "')  # the history's last line too
+
+    async def start() -> str:
+        async with make_service(load_config(None)) as svc:  # what `moebot run` starts with
+            return (await svc.faces([0], [0], [0])).version
+
+    with caplog.at_level(logging.ERROR):
+        assert asyncio.run(start()) == "v8"
+    assert "active.json is damaged (JSONDecodeError" in caplog.text and "v8, serves" in caplog.text
+    (data / "models" / "history.jsonl").unlink()
+    assert read_active(data) is None  # nothing recorded: the configured weights serve
+
+
+def test_following_goes_on_after_the_pointer_was_damaged(tiny_generator_file, tmp_path, caplog):
+    data = tmp_path / "data"
+
+    async def go():
+        async with GeneratorService(tiny_generator_file, ServiceOptions(threads=1)) as svc:
+            follower = asyncio.create_task(follow_promotions(svc, data, every=0.05))
+            await asyncio.sleep(0.2)  # following, when the pointer gets damaged
+            (data / "models").mkdir(parents=True)
+            (data / "models" / "active.json").write_text('{"weights": "/x", "vers')
+            while "is damaged" not in caplog.text:
+                await asyncio.sleep(0.05)
+            promote_file(data, _weights(tmp_path / "next.safetensors", "v8"))
+            while svc.version != "v8" and not follower.done():
+                await asyncio.sleep(0.05)
+            follower.cancel()
+            return (await svc.faces([0], [0], [0])).version
+
+    with caplog.at_level(logging.ERROR):
+        assert asyncio.run(asyncio.wait_for(go(), 120)) == "v8"
+    assert caplog.text.count("is damaged") == 1  # said once, not at every look

@@ -7,7 +7,9 @@ that the test starts (skipped, saying why, only when the ``ray`` extra is not in
 import asyncio
 import contextlib
 import importlib.util
+import logging
 import os
+import re
 
 import pytest
 import torch
@@ -233,3 +235,57 @@ def test_compiled_buckets_match_eager_and_small_batches_stay_eager(tiny_generato
     fast, eager = drawer.draw(z, cond).int(), sampler.draw(z, cond).int()
     assert fast.shape == eager.shape == (6, 3, 64, 64)
     assert (fast - eager).abs().max() <= 1  # within one step of 255 after rounding
+
+
+def _kill_idle(svc: GeneratorService) -> None:
+    """Kill the real worker process while nothing is asked of it, and wait until it is gone."""
+    svc._worker.process.kill()
+    svc._worker.process.join(30)
+
+
+def test_a_worker_that_died_while_idle_is_restarted_before_the_next_request(tiny_generator_file):
+    async def go():
+        async with GeneratorService(tiny_generator_file, _opts()) as svc:
+            first = await svc.faces([1], [2], [3])
+            _kill_idle(svc)
+            return first, await svc.faces([1], [2], [3]), svc.metrics.failed
+
+    first, again, failed = asyncio.run(go())
+    assert torch.equal(first.images, again.images) and failed == 0
+
+
+def test_weights_damaged_under_the_service_fall_back_to_the_last_that_loaded(tmp_path, caplog):
+    old = _weights(tmp_path / "old.safetensors", seed=0, version="v1")
+    new = _weights(tmp_path / "new.safetensors", seed=1, version="v2")
+
+    async def go():
+        async with GeneratorService(old, _opts()) as svc:
+            await svc.promote(new)
+            new.write_bytes(new.read_bytes()[:1000])  # torn on disk while it serves
+            _kill_idle(svc)
+            return (await svc.faces([0], [0], [0], timeout=120)).version, svc.version
+
+    with caplog.at_level(logging.ERROR):
+        assert asyncio.run(go()) == ("v1", "v1")
+    assert f"fell back to {old} (v1): {new} no longer loads" in caplog.text
+
+
+def test_restarts_back_off_until_the_weights_load_again(tmp_path, caplog):
+    weights = _weights(tmp_path / "w.safetensors", version="v1")
+    good = weights.read_bytes()
+
+    async def go():
+        async with GeneratorService(weights, _opts(restart_backoff_s=0.05, restart_backoff_max_s=0.1)) as svc:
+            weights.write_bytes(b"damaged")
+            _kill_idle(svc)
+            waiting = asyncio.create_task(svc.faces([0], [0], [0], timeout=300))
+            while caplog.text.count("trying again in") < 3:
+                await asyncio.sleep(0.05)
+            (tmp_path / "w.new").write_bytes(good)
+            os.replace(tmp_path / "w.new", weights)  # repaired: the next try loads it
+            return (await waiting).version, svc.metrics.failed
+
+    with caplog.at_level(logging.ERROR):
+        assert asyncio.run(asyncio.wait_for(go(), 300)) == ("v1", 0)  # the request waited, it did not fail
+    assert re.findall(r"trying again in ([\d.]+) s", caplog.text)[:3] == ["0.05", "0.1", "0.1"]
+    assert "did not restart on" in caplog.text and "w.safetensors" in caplog.text
