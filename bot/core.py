@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import random
 import re
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +27,7 @@ from bot.commands import (COMMANDS, DRAWING, MAX_SEED, Colors, Command, Forget, 
                           Review, Rollback, Sketch, Stats, Submit, Top, Waifu)
 from bot.curation import CurationRules
 from bot.limits import Limits
-from bot.store import Item, NewPicture, NewUpload, Store
+from bot.store import Item, NewPicture, NewUpload, Store, storage_full
 from generator.images import from_pil, gif_bytes, grid, png_bytes, side_by_side, to_pil, upscale
 from generator.sampler import sketch_tags
 from generator.service import DrawingService, GenerationFailed, QueueFull
@@ -50,6 +51,8 @@ REVIEW_BATCH = 3  # items /review shows at once
 MODELS_SHOWN = 3  # newest versions whose grids /models puts side by side
 NO_RETRAINER = "Retraining is not set up here (no [training] in this bot's configuration)."
 ADMINS_ONLY = "Sorry, only the bot's admins can use {}."
+STORAGE_FULL = "I can't save anything right now: the bot's disk is full, and an admin has to make room. " \
+               "Please try again later."
 
 
 def vote_id(picture_id: int, up: bool) -> str:
@@ -202,6 +205,9 @@ class Core:
         self.uploads = uploads
         self.curation = curation
         self.retrainer = retrainer  # None: /retrain, /models and /rollback say it is not set up
+        if retrainer is not None:
+            retrainer.attach(generator)  # a promotion switches this generator before admins are told
+        self.storage_full_at: datetime | None = None  # the last write refused for want of space (admins' /stats)
         self._rng = rng or random.SystemRandom()
         self._tagger: Tagger | None = None  # the evaluation classifier, loaded by the first /submit
         self._submitting = asyncio.Lock()  # one submission at a time is checked against the training set
@@ -253,7 +259,9 @@ class Core:
             if isinstance(command, (Retrain, Models, Rollback)):
                 return await self._models_command(who, command)
             raise TypeError(f"no handler for {command!r}")
-        except Exception:
+        except Exception as e:
+            if storage_full(e):
+                return Reply(self._storage_full(e), refusal=True)
             log.exception("command %r from %s failed", command, who.user_key)
             return Reply("Sorry, something went wrong on my side. Please try again in a moment.", refusal=True)
 
@@ -263,8 +271,13 @@ class Core:
         if parsed is None:
             return VoteResult("That button is not a vote.", None)
         picture_id, value = parsed
-        user = await self.store.user(who.platform, who.user_id, who.user_name)
-        counts = await self.store.vote(picture_id, user, value, self.curation)
+        try:
+            user = await self.store.user(who.platform, who.user_id, who.user_name)
+            counts = await self.store.vote(picture_id, user, value, self.curation)
+        except (OSError, sqlite3.Error) as e:
+            if not storage_full(e):
+                raise
+            return VoteResult(self._storage_full(e), None)
         if counts is None:
             return VoteResult("I can't find that picture any more.", None)
         mark = "👍" if value > 0 else "👎"
@@ -273,6 +286,13 @@ class Core:
             notice += " — the votes made it training data" if counts.decided == "curated" else \
                 " — the votes keep it out of the training data"
         return VoteResult(notice, Buttons(picture_id, counts.up, counts.down))
+
+    def _storage_full(self, error: BaseException) -> str:
+        """Warn the admins (in the log, and in their /stats) that a write failed for want of space; the answer."""
+        self.storage_full_at = datetime.now(timezone.utc)
+        log.error("storage is full, a write failed: %s (votes, pictures and uploads fail until %s has room)",
+                  error, self.store.data_dir)
+        return STORAGE_FULL
 
     def is_admin(self, who: Who) -> bool:
         return who.user_key in self.admins
@@ -639,6 +659,9 @@ class Core:
                 f"Queue: {self.waiting()} drawing or waiting")
         if who.user_key in self.admins:
             text += f"\nGenerator: {self.generator.metrics.text()}"
+            if self.storage_full_at is not None:
+                text += f"\n⚠ The disk was full at {self.storage_full_at:%Y-%m-%d %H:%M} UTC: writes failed " \
+                        f"(make room where {self.store.data_dir} is)"
         return Reply(text)
 
 

@@ -26,8 +26,9 @@ from typing import Awaitable, Callable
 
 import migrations
 from bot.config import TrainingConfig
-from generator.active_model import models_dir, promote_file, read_active
+from generator.active_model import ActiveModel, models_dir, promote_and_serve, read_active
 from generator.weights import BUNDLED_DISCRIMINATOR, BUNDLED_GENERATOR, read_metadata, weights_version
+from generator.worker_process import WorkerFailed
 from training import registry
 from training.dataset import tagged_rows
 from training.gate import judge
@@ -58,6 +59,7 @@ class Retrainer:
         self.database = Path(database)
         self.default_weights = Path(default_weights)  # what serves while nothing was promoted
         self._subscribers: list[Subscriber] = []
+        self._services: list = []  # this process's generator services (DrawingService), switched before "promoted"
         self._task: asyncio.Task | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._version = ""
@@ -73,6 +75,12 @@ class Retrainer:
         if self._task is None or self._task.done():
             return None
         return self._version, self._process.pid if self._process else None
+
+    def attach(self, service) -> None:
+        """Switch ``service`` (a DrawingService of this process) to every model this retrainer promotes or rolls
+        back to before saying so, so the next picture after "promoted" is drawn by it; services of other
+        processes follow the pointer file within seconds."""
+        self._services.append(service)
 
     def subscribe(self, callback: Subscriber) -> None:
         """``callback(outcome)`` is awaited when a run ends (promoted, rejected or failed)."""
@@ -140,10 +148,18 @@ class Retrainer:
                 raise ValueError(f"{target.version} has no weights file left")
             return target
         target = await self._db(pick)
-        promoted = await asyncio.to_thread(promote_file, self.data_dir, target.path)
+        try:
+            promoted = await self._promote(target.path)
+        except WorkerFailed as e:
+            raise ValueError(f"the generator refused {target.version}: {e}") from None
         await self._db(lambda conn: registry.set_state(conn, target.version, "active",
                                                        f"rolled back by {requested_by}", promoted.weights))
-        return f"Rolled back: {target.version} draws again (the service switches within seconds)."
+        later = "" if self._services else " (running bots switch within seconds)"
+        return f"Rolled back: {target.version} draws again{later}."
+
+    async def _promote(self, source: Path) -> ActiveModel:
+        """Make ``source`` the active model, this process's services serving it by the time this returns."""
+        return await promote_and_serve(self.data_dir, source, self._services)
 
     async def _run(self, version: str, parent: Path, parent_d: Path | None, run_dir: Path,
                    requested_by: str) -> RunOutcome:
@@ -185,7 +201,7 @@ class Retrainer:
                 registry.set_state(conn, version, "rejected", why)
         await self._db(record)
         if ok:
-            promoted = await asyncio.to_thread(promote_file, self.data_dir, Path(verdict["candidate"]))
+            promoted = await self._promote(Path(verdict["candidate"]))
             await self._db(lambda conn: registry.set_state(conn, version, "active", why, promoted.weights))
         m, p = verdict["metrics"], verdict["parent_metrics"]
         change = ", ".join(f"{name} {p[k]:{f}} → {m[k]:{f}}" for name, k, f in (

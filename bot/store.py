@@ -2,7 +2,9 @@
 
 Every write is committed before the bot answers (WAL, synchronous=FULL) and a
 file is fsynced before its row points at it, so a crash or restart loses
-nothing a user has seen.
+nothing a user has seen. A full disk fails the write it hit and nothing else
+(``storage_full`` tells such errors apart, for a plain answer to the user),
+and leaves no temporary file behind.
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import hashlib
-import os
-import secrets
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +25,7 @@ from PIL import Image
 
 import migrations
 from bot.curation import CurationRules, decide
+from generator.durable import remove_stale, write_durably
 from generator.images import grid_cell
 from training.importer import pixel_hash, store_image
 
@@ -86,6 +89,7 @@ class GalleryFilter:
     state: str = ""  # its training item's status: "pending", "curated", "rejected"; "none": not training data
 
 
+FILE_FOLDERS = ("pictures", "uploads", "faces")  # under data_dir: where the store writes files
 VOTE_FILTERS = {"up": "EXISTS (SELECT 1 FROM votes WHERE picture_id = p.id AND value = 1)",
                 "down": "EXISTS (SELECT 1 FROM votes WHERE picture_id = p.id AND value = -1)",
                 "none": "NOT EXISTS (SELECT 1 FROM votes WHERE picture_id = p.id)"}
@@ -150,7 +154,10 @@ class Store:
 
     @classmethod
     async def open(cls, db_path: Path, data_dir: Path) -> "Store":
-        """Upgrade the schema (SchemaTooNew stops the bot), then open the async connection."""
+        """Upgrade the schema (SchemaTooNew stops the bot), then open the async connection; temporary files a
+        crash left among the stored files are removed first (one can hold the last free bytes of a disk)."""
+        for folder in FILE_FOLDERS:
+            await asyncio.to_thread(remove_stale, Path(data_dir) / folder)
         await asyncio.to_thread(lambda: migrations.connect(db_path).close())
         db = await aiosqlite.connect(db_path, isolation_level=None)
         for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000"):
@@ -162,7 +169,13 @@ class Store:
         await self._db.close()
 
     async def user(self, platform: str, external_id: str, name: str) -> int:
-        """The internal id of a platform user, created on first sight; the name is kept current."""
+        """The internal id of a platform user, created on first sight; the name is kept current. A known user
+        under the same name costs no write (so reading commands work on a full disk)."""
+        async with self._db.execute("SELECT id, name FROM users WHERE platform = ? AND external_id = ?",
+                                    (platform, external_id)) as cur:
+            known = await cur.fetchone()
+        if known is not None and known["name"] == name[:100]:
+            return known["id"]
         async with self._write:
             cur = await self._db.execute(
                 "INSERT INTO users (platform, external_id, name) VALUES (?, ?, ?) "
@@ -514,13 +527,15 @@ def _remove_files(paths: list[Path]) -> None:
 
 
 def _write_durably(path: Path, data: bytes) -> None:
-    """Atomic and fsynced: a crash leaves either no file or the whole file, never a torn one."""
+    """Once per content: atomic and fsynced, a crash leaves either no file or the whole file, never a torn one."""
     if path.exists():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{secrets.token_hex(6)}.tmp")  # unique: two writers may race
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_durably(path, data)
+
+
+def storage_full(error: BaseException) -> bool:
+    """Whether ``error`` says the disk (or the user's quota or file-size limit) has no room for a write."""
+    if isinstance(error, sqlite3.Error):
+        return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)

@@ -1,14 +1,22 @@
 """The platform-free core: drawing, limits, the bounded queue, votes and the store, on a real SQLite file."""
 
 import asyncio
+import contextlib
 import io
+import logging
+import os
 import sqlite3
+import subprocess
+import time
+from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from bot.commands import Grid, Help, Morph, Stats, Top, Waifu
-from bot.core import Who, parse_vote_id, vote_id
+from bot.core import STORAGE_FULL, Who, parse_vote_id, vote_id
 from bot.limits import Limits
+from bot.store import Store
 from fakes.bot_parts import closed, make_core, tiny_weights
 from generator.tags import eye_index, hair_index
 
@@ -225,3 +233,72 @@ def test_admins_also_see_the_generator_metrics(tmp_path):
     assert "Queue: 0 drawing or waiting" in admin.text and "Queue: 0 drawing or waiting" in user.text
     assert "Generator: queue 0 requests" in admin.text and "1 requests, 0 failed" in admin.text
     assert "Generator" not in user.text
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs that a test can fill up: the real "No space left on device" (needs root; skipped elsewhere)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def fill(disk) -> Path:
+    """Write a file until the disk has no byte left; returns it (deleting it makes room again)."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        for chunk in (1 << 20, 1 << 12, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"\0" * chunk)
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_a_full_disk_gets_a_plain_answer_no_error_and_no_temporary_file(small_disk, caplog):
+    admin = Who("telegram", "9", "ada", "100")
+
+    async def go():
+        core = await make_core(small_disk, admins=(admin.user_key,))
+        try:
+            pid = (await core.handle(ALICE, Waifu(seed=1))).buttons.picture_id
+            await core.handle(BOB, Stats())  # Bob is known before the disk fills up
+            filler = fill(small_disk)
+            full = [await core.vote(BOB, vote_id(pid, True)), await core.handle(ALICE, Waifu(seed=2))]
+            stats = await core.handle(admin, Stats())
+            left = sorted(p.name for p in small_disk.rglob("*.tmp"))
+            filler.unlink()
+            return full, stats, left, await core.vote(BOB, vote_id(pid, True))
+        finally:
+            await closed(core)
+
+    with caplog.at_level(logging.ERROR):
+        (vote, picture), stats, left, later = run(go())
+    assert vote.notice == picture.text == STORAGE_FULL and vote.buttons is None
+    assert picture.refusal and not picture.files
+    assert left == []  # the picture's failed write took its temporary file with it
+    assert "⚠ The disk was full at" in stats.text
+    full = [r for r in caplog.records if "storage is full" in r.getMessage()]
+    assert len(full) == 2 and not any(r.exc_info for r in caplog.records)  # a line each, no traceback
+    assert later.buttons.up == 1  # with room again, votes count
+
+
+def test_temporary_files_a_crash_left_are_removed_at_start(tmp_path):
+    folder = tmp_path / "pictures" / "ab"
+    folder.mkdir(parents=True)
+    stale, fresh = folder / "ab12.png.0123456789ab.tmp", folder / "ab34.png.0123456789ab.tmp"
+    stale.write_bytes(b"x" * 1000)
+    fresh.write_bytes(b"y")  # another writer's, mid-write
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+
+    async def go():
+        store = await Store.open(tmp_path / "moebot.db", tmp_path)
+        await store.close()
+    run(go())
+    assert not stale.exists() and fresh.exists()

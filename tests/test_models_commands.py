@@ -6,7 +6,11 @@ import shutil
 
 from PIL import Image
 
+import migrations
+from bot.commands import Rollback, Waifu
+from bot.core import Who
 from bot.retraining import RunOutcome
+from fakes.bot_parts import closed, make_core, tiny_weights
 from fakes.telegram_server import FakeTelegram
 from test_discord_bot import server  # noqa: F401  (the fixture)
 from test_discord_bot import EPHEMERAL, callback_of
@@ -14,6 +18,7 @@ from test_discord_bot import running_bot as running_discord
 from test_discord_bot import stopped as stopped_discord
 from test_retraining import curate, make_retrainer
 from test_telegram_bot import running_bot, stopped
+from training import registry
 
 ADMIN = 99
 
@@ -87,3 +92,27 @@ def test_models_commands_on_discord_and_the_admins_dm(tmp_path, server, tiny_gen
     assert rollback["content"] == "I can't roll back: there is no earlier model."
     assert dm.json["content"] == "Run ft-1: promoted" and [n for n, _ in dm.files.values()] == ["ft-1.png"]
     assert server.of("POST", "users/@me/channels")[0].json == {"recipient_id": ADMIN}
+
+
+def test_the_picture_right_after_a_rollback_is_drawn_by_the_model_rolled_back_to(tmp_path):
+    first = tiny_weights(tmp_path / "first.safetensors", seed=1, version="first-v1")
+    second = tiny_weights(tmp_path / "second.safetensors", seed=2, version="second-v1")
+    conn = migrations.connect(tmp_path / "moebot.db")
+    for version, weights in (("first-v1", first), ("second-v1", second)):  # first served, then second
+        registry.ensure_active(conn, version, weights)
+    conn.close()
+    admin = Who("telegram", str(ADMIN), "Ada", str(ADMIN))
+
+    async def go():
+        core = await make_core(tmp_path, weights=second, admins=(admin.user_key,),
+                               retrainer=make_retrainer(tmp_path, second))
+        try:
+            before = await core.handle(admin, Waifu(seed=1))
+            told = await core.handle(admin, Rollback())
+            return before.text, told.text, (await core.handle(admin, Waifu(seed=1))).text  # no pause between
+        finally:
+            await closed(core)
+
+    before, told, after = asyncio.run(go())
+    assert "model second-v1" in before and "model first-v1" in after
+    assert told == "Rolled back: first-v1 draws again."
