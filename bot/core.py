@@ -176,7 +176,7 @@ class Job:
     so the picture record and the caption take it last.
     """
     draw: Callable[[], Awaitable[tuple[Any, str]]]  # -> (what the service drew, the version that drew it)
-    encode: Callable[[Any], bytes]  # CPU work: run off the loop
+    encode: Callable[[Any], bytes]  # CPU work: run on the generator service's encoder threads
     suffix: str  # '.png' or '.gif'
     picture: Callable[..., NewPicture]  # takes model_version=
     head: str  # the caption's first line, before the model version
@@ -552,7 +552,7 @@ class Core:
             log.warning("drawing for %s failed: %s", who.user_key, str(e) or "timed out")
             self.limits.give_back(who.user_key, who.chat_key)
             return Reply("The generator hiccuped on that picture — please try again.", refusal=True)
-        data = await asyncio.to_thread(job.encode, drawn)
+        data = await self.generator.encode(job.encode, drawn, job.faces)
         picture_id = await self.store.add_picture(data, job.suffix, job.picture(model_version=version))
         return Reply(job.caption(version), [Attachment(f"moebot-{picture_id}{job.suffix}", data)],
                      Buttons(picture_id, 0, 0))
@@ -611,8 +611,9 @@ class Core:
                 f"seed:{seed} seed2:{seed2}"
         frames, size = self.morph_frames, min(self.display_size, 256)
         picture = partial(NewPicture, "morph", **base, tags=f"{pair} → {pair2}", count=frames, **meta)
-        return Job(lambda: g.morph_frames((hair, eye, seed), (hair2, eye2, seed2), frames, size), gif_bytes, ".gif",
-                   picture, f"{pair} (seed {seed}) → {pair2} (seed {seed2})", again, frames)
+        return Job(lambda: g.morph_frames((hair, eye, seed), (hair2, eye2, seed2), frames),  # enlarged as encoded
+                   lambda drawn: gif_bytes([upscale(f, size) for f in drawn]), ".gif", picture,
+                   f"{pair} (seed {seed}) → {pair2} (seed {seed2})", again, frames)
 
     def _sketch_job(self, command: Sketch, sketch: SketchInput, base: dict) -> Job:
         """The drawing as read and the face painted from it, side by side; colours not given come from the seed."""

@@ -29,6 +29,7 @@ class ServiceMetrics:
     queue_rows: int = 0
     queue_requests: int = 0
     in_flight: int = 0  # faces in the batch the worker is drawing now
+    encoding_rows: int = 0  # faces drawn whose files (PNG, GIF) are being or waiting to be encoded
     latencies: deque = field(default_factory=lambda: deque(maxlen=2048))  # seconds, enqueue -> result
     batch_sizes: Counter = field(default_factory=Counter)
     recent: deque = field(default_factory=lambda: deque(maxlen=4096))  # (time, images) of finished batches
@@ -53,6 +54,7 @@ class ServiceMetrics:
         batches = sum(self.batch_sizes.values())
         return {
             "queue_rows": self.queue_rows, "queue_requests": self.queue_requests, "in_flight": self.in_flight,
+            "encoding_rows": self.encoding_rows,
             "requests": self.requests, "failed": self.failed, "rejected": self.rejected, "images": self.images,
             "batches": batches, "mean_batch": (self.images / batches) if batches else 0.0,
             "latency_p50_ms": 1000 * percentile(lat, 50), "latency_p90_ms": 1000 * percentile(lat, 90),

@@ -241,14 +241,14 @@ class RayGeneratorService(DrawingService):
         from ray.serve.exceptions import BackPressureError
 
         rows = len(item[0])
+        if self.metrics.encoding_rows + rows > self.options.queue_limit:  # Serve's queue counts only drawing
+            raise self._busy(rows)
         t0 = time.monotonic()
         response = method.remote(item)
         try:
             images, version = await asyncio.wait_for(response, timeout or self.options.request_timeout_s)
         except BackPressureError:
-            self.metrics.rejected += 1
-            per_row = (self.metrics.latencies[-1] if self.metrics.latencies else 0.05) / max(1, rows)
-            raise QueueFull(max(1, math.ceil(self.options.queue_limit * per_row))) from None
+            raise self._busy(rows) from None
         except (asyncio.TimeoutError, asyncio.CancelledError):
             response.cancel()
             raise
@@ -256,3 +256,9 @@ class RayGeneratorService(DrawingService):
         self.metrics.latencies.append(time.monotonic() - t0)
         self.metrics.faces_done(rows)  # batch sizes are the replicas' business (Serve's own metrics)
         return Drawn(torch.from_numpy(images), version)
+
+    def _busy(self, rows: int) -> QueueFull:
+        """The refusal of a request of ``rows`` faces, counted, with a guess of when there is room."""
+        self.metrics.rejected += 1
+        per_row = (self.metrics.latencies[-1] if self.metrics.latencies else 0.05) / max(1, rows)
+        return QueueFull(max(1, math.ceil(self.options.queue_limit * per_row)))

@@ -14,6 +14,11 @@ kind: the oldest waiting request decides which, and requests of the other kind
 keep their place for the next batch. Mixed batches would save nothing (each
 network's time grows with its own rows) and would tie a face's latency to the
 slower sketch network.
+
+Turning drawn faces into files (PNG, and GIF: a morph's quantisation is the
+costliest step of the whole request) runs on the service's own encoder
+threads, and faces waiting for it count against ``queue_limit`` as faces
+waiting to be drawn do: a backlog of either turns new requests away.
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ import logging
 import math
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -38,6 +44,9 @@ from generator.sampler import face_inputs, mode_rows, morph_inputs
 from generator.worker_process import WorkerFailed, WorkerProcess
 
 log = logging.getLogger(__name__)
+
+ENCODERS = ThreadPoolExecutor(2, thread_name_prefix="moebot-encode")  # DrawingService.encode's threads
+Drawing = TypeVar("Drawing")  # what a request drew, as ``encode`` takes it
 
 
 class QueueFull(Exception):
@@ -141,6 +150,15 @@ class DrawingService(abc.ABC):
     async def __aexit__(self, *exc) -> None:
         await self.close()
 
+    async def encode(self, encode: Callable[[Drawing], bytes], drawn: Drawing, rows: int) -> bytes:
+        """``encode(drawn)`` (drawn faces to a file) on the encoder threads, its ``rows`` faces counted as
+        waiting until it is done, so that ``queue_limit`` bounds encoding too."""
+        self.metrics.encoding_rows += rows
+        try:
+            return await asyncio.get_running_loop().run_in_executor(ENCODERS, encode, drawn)
+        finally:
+            self.metrics.encoding_rows -= rows
+
     async def faces(self, hair: Sequence[int], eye: Sequence[int], seeds: Sequence[int],
                     timeout: float | None = None) -> Drawn:
         return await self.draw(*face_inputs(hair, eye, seeds, self.z_dim), timeout)
@@ -235,9 +253,10 @@ class GeneratorService(DrawingService):
     async def _enqueue(self, z: torch.Tensor, cond: torch.Tensor, sketch: np.ndarray | None,
                        timeout: float | None) -> Drawn:
         rows = len(z)
-        if self.metrics.queue_rows + rows > self.options.queue_limit:
+        waiting = self.metrics.queue_rows + self.metrics.encoding_rows
+        if waiting + rows > self.options.queue_limit:
             self.metrics.rejected += 1
-            raise QueueFull(max(1, math.ceil(self.metrics.queue_rows * self._seconds_per_row)))
+            raise QueueFull(max(1, math.ceil(waiting * self._seconds_per_row)))
         req = _Request(z.float().numpy(), cond.float().numpy(), sketch, asyncio.get_running_loop().create_future())
         self._waiting.append(req)
         self.metrics.queue_rows += rows
