@@ -69,9 +69,9 @@ def gif_bytes(frames: Sequence[Image.Image], frame_ms: int = 80, bounce: bool = 
     """An endlessly looping GIF; ``bounce`` plays it forward then back so the loop has no jump.
 
     Every frame is mapped, undithered, onto one palette that a fast octree quantiser takes from a mosaic of all
-    the frames at 128 px or less. Pillow's default makes a median-cut palette per frame: 13.9 s for 30 frames of
-    256 px on a busy CPU, against well under 0.1 s this way (benchmarks/morph_speed.py), with the same look for
-    faces from a 64 px generator; one palette does not flicker between frames, nor does an undithered one.
+    the frames at 128 px or less. Pillow's default, a median-cut palette per frame, took seconds for a morph
+    (benchmarks/morph_speed.py, benchmarks/RESULTS.md), and looks no better on faces from a 64 px generator;
+    one palette does not flicker between frames, nor does an undithered one.
     """
     palette = shared_palette(frames)
     coded = [f.convert("RGB").quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
