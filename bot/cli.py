@@ -1,4 +1,4 @@
-"""``moebot``: one command with a subcommand per job (import, train, sample, evaluate, run)."""
+"""``moebot``: one command with a subcommand per job (``build_parser`` lists them)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ import time
 from pathlib import Path
 
 from bot.config import Config, ConfigError, load_config
+
+DESCRIPTION = ("Anime faces: import a data set, train and judge generators, draw faces and sketches, manage the "
+               "served model, and run the chat bot. One subcommand per job; 'moebot SUBCOMMAND --help' shows its "
+               "options.")
 
 
 def cmd_import(args: argparse.Namespace, cfg: Config) -> int:
@@ -235,9 +239,9 @@ def cmd_retrain(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="moebot", description=__doc__)
+    p = argparse.ArgumentParser(prog="moebot", description=DESCRIPTION)
     p.add_argument("--config", help="path to bot.toml (default: ./bot.toml if present)")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
 
     imp = sub.add_parser("import", help="import a folder of face images (tags.csv, tags.pickle or untagged)")
     imp.add_argument("path")
