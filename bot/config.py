@@ -1,12 +1,14 @@
 """``bot.toml``, read and validated once into a typed object.
 
 Every key can be overridden by ``MOEBOT_<SECTION>_<KEY>`` for container
-deployments; a bad value stops the program with a message naming the key.
+deployments; a bad value stops the program with a message naming the key, and so
+does an unknown key or ``MOEBOT_*`` variable (a typo would otherwise go unnoticed).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 import tomllib
@@ -132,6 +134,11 @@ _POSITIVE = {("generator", "max_batch"), ("generator", "queue_limit"), ("generat
              ("curation", "min_voters"), ("web", "max_connections"), ("web", "idle_timeout_s")}
 MAX_PIXELS_CEILING = 80_000_000  # Pillow refuses more than 89M pixels whatever we allow
 _ADMIN = re.compile(r"^(telegram|discord):[^\s:]+$")
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+ENV_PREFIX = "MOEBOT_"
+# MOEBOT_* variables read elsewhere, which are not bot.toml keys: the playground's admin token, and where the
+# browser tests write their screenshots
+OTHER_VARIABLES = frozenset({"MOEBOT_WEB_TOKEN", "MOEBOT_SCREENSHOTS"})
 
 
 def _validate(cfg: Config) -> None:
@@ -150,6 +157,8 @@ def _validate(cfg: Config) -> None:
     for admin in cfg.limits.admins:
         if not _ADMIN.match(admin):
             raise ConfigError(f"[limits] admins: {admin!r} is not \"telegram:<user id>\" or \"discord:<user id>\"")
+    if not _DEVICE.match(cfg.generator.device):
+        raise ConfigError(f"[generator] device must be auto, cpu, cuda, cuda:N or mps, got {cfg.generator.device!r}")
     if not 64 <= cfg.generator.display_size <= 512:
         raise ConfigError("[generator] display_size must be between 64 and 512")
     for key in ("base_url", "base_file_url"):
@@ -212,6 +221,17 @@ def _coerce(section: str, key: str, kind: Any, value: Any) -> Any:
     return value
 
 
+def _unknown(names: set[str], known: set[str], prefix: str = "") -> str:
+    """``names`` for an error message, each with the nearest known name when one is close (a typo); a common
+    ``prefix`` is left out of the comparison, or every name would look alike."""
+    stems = [k.removeprefix(prefix) for k in known]
+
+    def named(name: str) -> str:
+        near = difflib.get_close_matches(name.removeprefix(prefix), stems, n=1)
+        return f"{name} (did you mean {prefix}{near[0]}?)" if near else name
+    return ", ".join(named(n) for n in sorted(names))
+
+
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] = os.environ) -> Config:
     """Read ``path`` (or ./bot.toml when present, else the defaults), then apply MOEBOT_* overrides."""
     raw: dict[str, Any] = {}
@@ -228,20 +248,25 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] = os.
             raise ConfigError(f"{path}: {e}") from None
         base = path.resolve().parent
     sections = {}
+    variables = set(OTHER_VARIABLES)
     for sec_name, sec_cls in get_type_hints(Config).items():
         given = dict(raw.pop(sec_name, {}))
         values = {}
-        for key, kind in get_type_hints(sec_cls).items():
-            env = environ.get(f"MOEBOT_{sec_name.upper()}_{key.upper()}")
-            if env is not None:
+        hints = get_type_hints(sec_cls)
+        for key, kind in hints.items():
+            variables.add(variable := f"{ENV_PREFIX}{sec_name.upper()}_{key.upper()}")
+            if (env := environ.get(variable)) is not None:
                 given[key] = env
             if key in given:
                 values[key] = _coerce(sec_name, key, kind, given.pop(key))
         if given:
-            raise ConfigError(f"[{sec_name}] has unknown key(s): {', '.join(sorted(given))}")
+            raise ConfigError(f"[{sec_name}] has unknown key(s): {_unknown(set(given), set(hints))}")
         sections[sec_name] = sec_cls(**values)
     if raw:
-        raise ConfigError(f"unknown section(s): {', '.join(sorted(raw))}")
+        raise ConfigError(f"unknown section(s): {_unknown(set(raw), set(sections))}")
+    if unknown := {name for name in environ if name.startswith(ENV_PREFIX)} - variables:
+        raise ConfigError(f"unknown environment variable(s): {_unknown(unknown, variables, ENV_PREFIX)}; "
+                          f"{ENV_PREFIX}<SECTION>_<KEY> overrides a key of bot.toml")
     for sec_name, key in (("storage", "data_dir"), ("web", "runs_dir")):  # relative to bot.toml's folder
         section = sections[sec_name]
         if not getattr(section, key).is_absolute():

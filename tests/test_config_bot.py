@@ -61,6 +61,8 @@ def test_environment_overrides_every_kind(tmp_path):
     ("[curation]\nmin_voters = 0", "[curation] min_voters must be at least 1"),
     ("[curation]\ncurate_above = 1.5", "[curation] curate_above must be between 0 and 1"),
     ("[curation]\ncurate_above = 0.4\nreject_below = 0.6", "[curation] reject_below must not be above curate_above"),
+    ("[generator]\ndevice = 'gpu'", "[generator] device must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
+    ("[limits]\ncooldown = 3", "[limits] has unknown key(s): cooldown (did you mean user_cooldown_s?)"),
 ])
 def test_a_bad_value_names_its_key(tmp_path, toml, key):
     path = tmp_path / "bot.toml"
@@ -68,3 +70,18 @@ def test_a_bad_value_names_its_key(tmp_path, toml, key):
     with pytest.raises(ConfigError) as e:
         load_config(path, environ={})
     assert key in str(e.value)
+
+
+def test_a_misspelled_environment_variable_is_refused_with_the_nearest_name():
+    """MOEBOT_LIMITS_COOLDOWN=3 used to be ignored in silence (the cooldown stayed 5 s); it is refused, as an
+    unknown key of bot.toml is."""
+    with pytest.raises(ConfigError) as e:
+        load_config(None, environ={"MOEBOT_LIMITS_COOLDOWN": "3", "PATH": "/usr/bin"})
+    assert str(e.value).startswith("unknown environment variable(s): MOEBOT_LIMITS_COOLDOWN (did you mean "
+                                   "MOEBOT_LIMITS_USER_COOLDOWN_S?)")
+    with pytest.raises(ConfigError) as e:
+        load_config(None, environ={"MOEBOT_LIMIT_MAX_COUNT": "3", "MOEBOT_NONSENSE": "1"})
+    assert "MOEBOT_LIMIT_MAX_COUNT (did you mean MOEBOT_LIMITS_MAX_COUNT?), MOEBOT_NONSENSE;" in str(e.value)
+    cfg = load_config(None, environ={"MOEBOT_WEB_TOKEN": "x" * 40, "MOEBOT_SCREENSHOTS": "docs",  # read elsewhere
+                                     "MOEBOT_LIMITS_USER_COOLDOWN_S": "3"})
+    assert cfg.limits.user_cooldown_s == 3.0
