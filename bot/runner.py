@@ -29,6 +29,7 @@ from bot.web import server
 from bot.web.adapter import LOCAL
 from generator.active_model import follow_promotions, read_active
 from generator.metrics import serve_prometheus
+from generator.sampler import DeviceUnavailable, resolve_device
 from generator.service import DrawingService, GeneratorService, ServiceOptions
 from generator.weights import BUNDLED_GENERATOR
 from generator.worker_process import WorkerFailed
@@ -51,6 +52,9 @@ def run(cfg: Config, environ: Mapping[str, str] = os.environ, *, web: bool = Fal
     if web and (refusal := server.bind_refusal(cfg.web.host, admin_token)):
         print(f"moebot run: {refusal}", file=sys.stderr)
         return 2
+    if refusal := device_refusal(cfg):
+        print(f"moebot run: {refusal}", file=sys.stderr)
+        return 2
     if not any(tokens.values()):
         print(NO_TOKEN, flush=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -66,6 +70,18 @@ def run(cfg: Config, environ: Mapping[str, str] = os.environ, *, web: bool = Fal
     except WorkerFailed as e:
         return cannot_load(e)
     return 0
+
+
+def device_refusal(cfg: Config) -> str | None:
+    """Why [generator] device cannot serve on this machine, naming the setting (a worker that failed on it would
+    seem to refuse the weights); None when it can. Ray replicas pick their device on their own machines."""
+    if cfg.generator.backend != "local":
+        return None
+    try:
+        resolve_device(cfg.generator.device)
+    except DeviceUnavailable as e:
+        return f"[generator] device in bot.toml (or MOEBOT_GENERATOR_DEVICE): {e}"
+    return None
 
 
 def cannot_load(e: Exception) -> int:

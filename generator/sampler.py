@@ -26,10 +26,24 @@ from generator.weights import BUNDLED_GENERATOR, BUNDLED_SKETCH, load_module, we
 MODES = ("fix-noise", "change-hair", "change-eye", "fix-hair-eye", "interpolate")
 
 
+class DeviceUnavailable(ValueError):
+    """The device asked for does not exist on this machine: a setting to change, not a fault of the weights."""
+
+
 def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` is CUDA when there is a GPU, else the CPU; a CUDA device this machine lacks is DeviceUnavailable."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count <= (device.index or 0):
+            why = ("this PyTorch is a CPU-only build" if torch.version.cuda is None else
+                   "PyTorch finds no CUDA GPU here (no GPU, no driver, or CUDA_VISIBLE_DEVICES hides it)"
+                   if count == 0 else f"this machine has {count} CUDA GPU(s), numbered from 0")
+            raise DeviceUnavailable(f'device "{name}" is not available: {why}. Use "auto" (a GPU when there is '
+                                    f'one, else the CPU) or "cpu".')
+    return device
 
 
 def latent(seed: int, z_dim: int) -> torch.Tensor:

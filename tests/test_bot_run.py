@@ -180,3 +180,16 @@ def test_run_serves_telegram_until_stopped_and_never_logs_the_token(tmp_path, en
     assert "Model: promoted-v3" in stats and "Generator: queue 0 requests" in stats
     assert "moebot_generator_requests_total 1.0" in scraped[0]
     assert [(p["platform"], p["tags"]) for p in scraped[1]["items"]] == [("telegram", "pink hair, blue eyes")]
+
+
+@pytest.mark.parametrize("device", ["cuda:99", "cuda"])
+def test_a_device_this_machine_lacks_is_named_as_the_setting(env, capsys, device):
+    """[generator] device = "cuda" without CUDA: the message names the device setting, not the weights."""
+    import torch
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    env.setenv("MOEBOT_GENERATOR_DEVICE", device)
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert f'[generator] device in bot.toml (or MOEBOT_GENERATOR_DEVICE): device "{device}" is not available' in err
+    assert 'Use "auto"' in err and "weights" not in err
