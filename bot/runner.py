@@ -23,6 +23,7 @@ import migrations
 from bot.config import Config
 from bot.core import Core
 from bot.limits import Limits
+from bot.redact import redacted_logs
 from bot.retraining import Retrainer
 from bot.store import Store
 from bot.web import server
@@ -58,9 +59,10 @@ def run(cfg: Config, environ: Mapping[str, str] = os.environ, *, web: bool = Fal
     if not any(tokens.values()):
         print(NO_TOKEN, flush=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines show Telegram URLs, token included
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines show every Telegram URL
     try:
-        asyncio.run(serve(cfg, tokens, web=web, admin_token=admin_token))
+        with redacted_logs([*tokens.values(), admin_token]):
+            asyncio.run(serve(cfg, tokens, web=web, admin_token=admin_token))
     except migrations.SchemaTooNew as e:
         print(f"moebot run: {cfg.database}: {e}", file=sys.stderr)
         return 2

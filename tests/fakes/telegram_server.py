@@ -40,7 +40,8 @@ class Call:
 
 
 class FakeTelegram:
-    def __init__(self) -> None:
+    def __init__(self, token: str | None = None) -> None:
+        self.token = token  # the only token accepted (as Telegram answers 401 to others); None: any
         self.calls: list[Call] = []
         self._updates: list[dict] = []
         self._confirmed = 0  # updates up to this id were confirmed and are never sent again
@@ -59,11 +60,12 @@ class FakeTelegram:
     def base_file_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/file/bot"
 
-    async def start(self) -> None:
+    async def start(self, port: int = 0) -> None:
+        """Serve on ``port`` of 127.0.0.1 (0: any free one, see ``port`` afterwards)."""
         app = web.Application(client_max_size=50 * 2**20)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         app.router.add_get("/file/bot{token}/{path:.*}", self._download)
-        self._runner, self.port = await serve_on_loopback(app)
+        self._runner, self.port = await serve_on_loopback(app, port)
 
     async def stop(self) -> None:
         await self._runner.cleanup()
@@ -138,6 +140,8 @@ class FakeTelegram:
             self._changed.notify_all()
 
     async def _handle(self, request: web.Request) -> web.Response:
+        if self.token is not None and request.match_info["token"] != self.token:
+            return web.json_response({"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401)
         method = request.match_info["method"]
         params, files = await _read_params(request)
         if method == "getUpdates":
