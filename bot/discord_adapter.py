@@ -49,14 +49,14 @@ class MoeBot(commands.Bot):
         await self.add_cog(Curation(self))
         await self.add_cog(Admin(self))
         self.add_dynamic_items(VoteButton, ActionButton)
-        if self.core.retrainer is not None:
-            self.core.retrainer.subscribe(self.tell_admins)
         self.tree.on_error = self.on_tree_error
         if self.cfg.sync_commands:
             guild = discord.Object(self.cfg.guild_id) if self.cfg.guild_id else None
             if guild:
                 self.tree.copy_global_to(guild=guild)
             await self.tree.sync(guild=guild)
+        if self.core.retrainer is not None:  # last: a login that failed before here is retried with a fresh bot
+            self.core.retrainer.subscribe(self.tell_admins)
 
     def within_limits(self, interaction: discord.Interaction) -> bool:
         """The cooldown check of drawing commands: refuse before deferring, so the refusal can be private."""

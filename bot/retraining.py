@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 import migrations
 from bot.config import TrainingConfig
@@ -34,6 +34,9 @@ from training.dataset import tagged_rows
 from training.gate import judge
 from training.registry import ModelRecord
 from training.retrain import BUSY, RetrainOptions, RunBusy, lock_is_free, run_lock
+
+if TYPE_CHECKING:
+    from generator.service import DrawingService
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +62,12 @@ class Retrainer:
         self.database = Path(database)
         self.default_weights = Path(default_weights)  # what serves while nothing was promoted
         self._subscribers: list[Subscriber] = []
-        self._services: list = []  # this process's generator services (DrawingService), switched before "promoted"
+        self._services: list[DrawingService] = []  # this process's generator services, switched before "promoted"
         self._task: asyncio.Task | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._version = ""
         self._started = datetime.now(timezone.utc)
+        self._closed = False  # shutting down: no new run may start (its child would outlive the bot)
 
     @property
     def models_dir(self) -> Path:
@@ -76,8 +80,8 @@ class Retrainer:
             return None
         return self._version, self._process.pid if self._process else None
 
-    def attach(self, service) -> None:
-        """Switch ``service`` (a DrawingService of this process) to every model this retrainer promotes or rolls
+    def attach(self, service: DrawingService) -> None:
+        """Switch ``service`` (a generator service of this process) to every model this retrainer promotes or rolls
         back to before saying so, so the next picture after "promoted" is drawn by it; services of other
         processes follow the pointer file within seconds."""
         self._services.append(service)
@@ -105,6 +109,8 @@ class Retrainer:
 
     async def start(self, requested_by: str) -> str:
         """Start a run now unless one is going; a readable answer either way."""
+        if self._closed:
+            return "The bot is shutting down; no retraining run starts now."
         if (going := self.running) is not None:
             return f"A retraining run ({going[0]}) is already going since {self._started:%H:%M} UTC."
         if not lock_is_free(self.models_dir):
@@ -124,6 +130,7 @@ class Retrainer:
 
     async def close(self) -> None:
         """Stop a run at shutdown (it is recorded as failed; the next schedule starts afresh)."""
+        self._closed = True
         if self._process is not None and self._process.returncode is None:
             self._process.kill()
         elif self._task is not None and not self._task.done():

@@ -23,6 +23,7 @@ import migrations
 from bot.config import Config
 from bot.core import Core
 from bot.limits import Limits
+from bot.platforms import ChatPlatforms
 from bot.redact import redacted_logs
 from bot.retraining import Retrainer
 from bot.store import Store
@@ -46,7 +47,10 @@ section has the details."""
 
 
 def run(cfg: Config, environ: Mapping[str, str] = os.environ, *, web: bool = False) -> int:
-    """Serve until stopped: the chat platforms that have a token, and the playground when asked or when none has."""
+    """Serve until stopped: the chat platforms that have a token, and the playground when asked or when none has.
+
+    The status is 0 when stopped (Ctrl+C, SIGTERM), 2 for a setting to fix (a rejected token among them), 1 when
+    a chat platform stopped on an error."""
     tokens = {name: environ.get(f"{name.upper()}_TOKEN", "").strip() for name in ("telegram", "discord")}
     web = web or not any(tokens.values())
     admin_token = environ.get(server.TOKEN_ENV, "").strip()
@@ -62,7 +66,7 @@ def run(cfg: Config, environ: Mapping[str, str] = os.environ, *, web: bool = Fal
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines show every Telegram URL
     try:
         with redacted_logs([*tokens.values(), admin_token]):
-            asyncio.run(serve(cfg, tokens, web=web, admin_token=admin_token))
+            return asyncio.run(serve(cfg, tokens, web=web, admin_token=admin_token))
     except migrations.SchemaTooNew as e:
         print(f"moebot run: {cfg.database}: {e}", file=sys.stderr)
         return 2
@@ -71,7 +75,6 @@ def run(cfg: Config, environ: Mapping[str, str] = os.environ, *, web: bool = Fal
         return 2
     except WorkerFailed as e:
         return cannot_load(e)
-    return 0
 
 
 def device_refusal(cfg: Config) -> str | None:
@@ -119,7 +122,7 @@ def make_retrainer(cfg: Config) -> Retrainer:
 
 
 async def _own_scheduler(running: contextlib.AsyncExitStack) -> AsyncIOScheduler:
-    """The one APScheduler of a process without Telegram (whose job queue brings its own)."""
+    """The process's APScheduler (for the retraining check), shut down when the run ends."""
     scheduler = AsyncIOScheduler(timezone=timezone.utc)
     scheduler.start()
     running.callback(scheduler.shutdown, wait=False)
@@ -137,8 +140,10 @@ def make_core(cfg: Config, generator: DrawingService, store: Store, retrainer: R
                 uploads=cfg.uploads, curation=cfg.curation, retrainer=retrainer)
 
 
-async def serve(cfg: Config, tokens: Mapping[str, str], *, web: bool = False, admin_token: str = "") -> None:
-    """Run until SIGINT/SIGTERM (or Discord stops); shut every platform down, then the core, then the generator."""
+async def serve(cfg: Config, tokens: Mapping[str, str], *, web: bool = False, admin_token: str = "") -> int:
+    """Run until SIGINT/SIGTERM (or a chat platform stops for good without the playground); stop the retrainer
+    while the platforms can still tell admins how its run ended, then the platforms, the core, the generator.
+    Returns the exit status (see ``run``)."""
     store = await Store.open(cfg.database, cfg.storage.data_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -156,26 +161,18 @@ async def serve(cfg: Config, tokens: Mapping[str, str], *, web: bool = False, ad
             log.info("generator metrics on http://127.0.0.1:%d/metrics", cfg.generator.metrics_port)
         promotions = asyncio.create_task(follow_promotions(generator, cfg.storage.data_dir))
         running.callback(promotions.cancel)
-        running.push_async_callback(retrainer.close)
+        chats = ChatPlatforms(stop, playground=web)
+        running.push_async_callback(chats.close)
         if tokens["telegram"]:
-            from bot import telegram_adapter
-            app = telegram_adapter.build_application(core, cfg.telegram, tokens["telegram"])
-            await telegram_adapter.start(app, cfg.telegram)
-            running.push_async_callback(telegram_adapter.stop, app)
-            log.info("telegram: polling as @%s", app.bot.username)
+            chats.start_telegram(core, cfg.telegram, tokens["telegram"])
         if tokens["discord"]:
-            from bot.discord_adapter import MoeBot
-            bot = MoeBot(core, cfg.discord)
-            task = asyncio.create_task(bot.start(tokens["discord"]))
-            task.add_done_callback(lambda _: stop.set())  # a login failure or fatal error ends the run
-            running.push_async_callback(bot.close)
-        scheduler = app.job_queue.scheduler if tokens["telegram"] else await _own_scheduler(running)
-        retrainer.schedule(scheduler)
+            chats.start_discord(core, cfg.discord, tokens["discord"])
+        retrainer.schedule(await _own_scheduler(running))
+        running.push_async_callback(retrainer.close)  # runs before chats.close: a run cut short is still reported
         if web:
             site, url = await server.start(server.create_app(core, cfg.web.runs_dir, admin_token), cfg.web)
             running.push_async_callback(site.cleanup)
             print(f"Playground: {url}   Dashboard: {url}dashboard", flush=True)
         log.info("moebot is running with model %s; Ctrl+C stops it", core.model_version)
         await stop.wait()
-        if tokens["discord"] and task.done() and task.exception():
-            log.error("discord stopped: %s", task.exception())
+    return chats.status

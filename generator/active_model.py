@@ -19,13 +19,16 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from safetensors.torch import load_file, save
 
 from generator.durable import write_durably
 from generator.model_check import check_weights
 from generator.weights import read_metadata, weights_version
+
+if TYPE_CHECKING:
+    from generator.service import DrawingService
 
 log = logging.getLogger(__name__)
 POINTER = "active.json"
@@ -130,7 +133,7 @@ def point_to(data_dir: Path, active: ActiveModel) -> None:
     write_durably(folder / POINTER, active.to_json().encode())
 
 
-async def promote_and_serve(data_dir: Path, source: Path, services: Sequence) -> ActiveModel:
+async def promote_and_serve(data_dir: Path, source: Path, services: Sequence[DrawingService]) -> ActiveModel:
     """``promote_file``, with this process's generator ``services`` switched to the new model before the pointer
     names it, so whoever is told "promoted" next gets a picture by it. ValueError or WorkerFailed (a service
     refused it) leave the pointer as it was."""

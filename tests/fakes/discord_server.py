@@ -34,7 +34,8 @@ class Call:
 
 
 class FakeDiscord:
-    def __init__(self) -> None:
+    def __init__(self, token: str | None = None) -> None:
+        self.token = token  # the only bot token accepted (as Discord answers 401 to others); None: any
         self.calls: list[Call] = []
         self._changed = asyncio.Condition()
         self._ids = itertools.count(900000000000000001)
@@ -104,6 +105,8 @@ class FakeDiscord:
         return web.Response(body=content) if content is not None else web.Response(status=404)
 
     async def _handle(self, request: web.Request) -> web.Response:
+        if self.token is not None and request.headers.get("Authorization") != f"Bot {self.token}":
+            return _json({"message": "401: Unauthorized", "code": 0}, status=401)
         path = request.match_info["path"]
         body, files = await _read(request)
         async with self._changed:
