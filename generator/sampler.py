@@ -131,7 +131,7 @@ class Sampler:
 
 class FaceSampler(Sampler):
     bundled = BUNDLED_GENERATOR
-    archs = ("acgan", "seed-acgan")
+    archs = ("acgan", "face-gan", "seed-acgan")
 
     @torch.inference_mode()
     def draw(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:

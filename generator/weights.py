@@ -16,7 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
-from generator.models import acgan, seed_acgan, sketch_gan, tagger
+from generator.models import acgan, face_gan, seed_acgan, sketch_gan, tagger, upscaler
 
 BUNDLED_DIR = Path(__file__).parent / "weights"
 BUNDLED_GENERATOR = BUNDLED_DIR / "acgan.safetensors"
@@ -28,8 +28,11 @@ BUNDLED_SKETCH = BUNDLED_DIR / "sketch.safetensors"
 ARCHS: dict[str, tuple[type, type[nn.Module]]] = {
     "acgan": (acgan.ACGANConfig, acgan.Generator),
     "acgan-d": (acgan.ACGANConfig, acgan.Discriminator),
+    "face-gan": (face_gan.FaceGANConfig, face_gan.Generator),
+    "face-gan-d": (face_gan.FaceGANConfig, face_gan.Discriminator),
     "seed-acgan": (seed_acgan.SeedACGANConfig, seed_acgan.Generator),
     "tagger": (tagger.TaggerConfig, tagger.Tagger),
+    "upscaler": (upscaler.UpscalerConfig, upscaler.Upscaler),
     "sketch2face": (sketch_gan.SketchGANConfig, sketch_gan.SketchToFace),
     "face2sketch": (sketch_gan.SketchGANConfig, sketch_gan.FaceToSketch),
 }

@@ -61,3 +61,34 @@ def test_minutes_budget_stops(face_data_dir, tmp_path):
     run = tmp_path / "timed"
     training_loop(_opts(face_data_dir, run, minutes=0.002, clock="cpu"), progress=False)
     assert read_metadata(run / "generator.safetensors")["step"] >= 1
+
+
+def test_face_gan_preset_trains_resumes_and_exports_its_pair(face_data_dir, tmp_path):
+    run = tmp_path / "face-gan"
+    training_loop(_opts(face_data_dir, run, preset="face-gan", steps=2), progress=False)
+    out = training_loop(_opts(face_data_dir, run, preset="face-gan", steps=3), resume=True, progress=False)
+    assert [s["step"] for s in _stats(run)] == [1, 2, 3]
+    assert all(v == v for s in _stats(run) for v in s.values())  # no NaN
+    G, meta = load_module(out)
+    assert meta["config"]["arch"] == "face-gan" and meta["step"] == 3
+    D, d_meta = load_module(run / "discriminator.safetensors")
+    assert d_meta["config"]["arch"] == "face-gan-d"
+    with torch.no_grad():
+        cond = torch.zeros(2, 22).index_fill_(1, torch.tensor([0, 12]), 1.0)
+        img = G(torch.randn(2, G.cfg.z_dim), cond)
+        realness, hair, eye = D(img, torch.tensor([0, 0]), torch.tensor([0, 0]))
+    assert img.shape == (2, 3, 64, 64) and torch.isfinite(img).all()
+    assert realness.shape == (2,) and hair.shape == (2, 12) and eye.shape == (2, 10)
+
+
+def test_diff_augment_keeps_shape_and_moves_pixels():
+    from training.augment import cutout, diff_augment, translate
+
+    x = torch.rand(4, 3, 16, 16)
+    assert diff_augment(x).shape == x.shape
+    torch.manual_seed(0)
+    cut = cutout(torch.ones(4, 3, 16, 16))
+    assert ((cut == 0).flatten(1).sum(1) > 0).all()  # every image lost a square
+    torch.manual_seed(1)
+    moved = translate(x)
+    assert not torch.equal(moved, x) and moved.shape == x.shape

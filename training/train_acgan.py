@@ -1,8 +1,9 @@
 """``moebot train acgan``: the conditional face GAN's training loop.
 
-Two presets share the loop. ``default`` is the CPU-sized model in
-generator/models/acgan.py (hinge + projection + auxiliary classifiers, spectral
-norm, conditional BN, EMA generator). ``seed-acgan`` reproduces the original
+Three presets share the loop. ``face-gan`` is the residual model in
+generator/models/face_gan.py, trained with DiffAugment; ``default`` is the
+earlier transposed-conv model in generator/models/acgan.py (both: hinge +
+projection + auxiliary classifiers, spectral norm, conditional BN, EMA generator). ``seed-acgan`` reproduces the original
 public ACGAN (BCE losses, classification loss on real images only for D,
 batch 128, Adam 2e-4, beta1 0.5) so the two can be compared on the same data.
 """
@@ -19,9 +20,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from generator.images import grid, to_uint8
-from generator.models import acgan, seed_acgan, tag_condition
+from generator.models import acgan, face_gan, seed_acgan, tag_condition
 from generator.tags import EYE_COLORS, N_EYE, N_HAIR
 from generator.weights import load_module, read_metadata, save_module
+from training.augment import diff_augment
 from training.dataset import FaceDataset
 from training.plots import loss_curve
 from training.runs import Schedule, open_run
@@ -44,8 +46,8 @@ class TrainOptions:
     snapshot_every: int = 250
     sample_every: int = 500
     log_every: int = 25
-    g_ch: int = 48
-    d_ch: int = 32
+    g_ch: int | None = None           # network widths; default: the preset's
+    d_ch: int | None = None
     g_cls_weight: float = 1.0         # default preset: weight of the generator's classification loss
     init: str | None = None           # fine-tune: start the generator from these weights (its size wins)
     init_d: str | None = None         # fine-tune: start the discriminator from these weights (else a fresh one)
@@ -72,16 +74,24 @@ class Objective(Protocol):
 
 
 class DefaultObjective:
+    """The transposed-conv ACGAN of generator/models/acgan.py: hinge + projection + auxiliary classifiers."""
+
     batch, lr, betas, ema = 64, 2e-4, (0.5, 0.999), True
+    model = acgan
 
     def __init__(self, opts: TrainOptions):
-        self.config = acgan.ACGANConfig(g_ch=opts.g_ch, d_ch=opts.d_ch)
-        self.G, self.D = acgan.Generator(self.config), acgan.Discriminator(self.config)
+        widths = {k: v for k in ("g_ch", "d_ch") if (v := getattr(opts, k)) is not None}
+        self.config = self.model.Config(**widths)
+        self.G, self.D = self.model.Generator(self.config), self.model.Discriminator(self.config)
         self.g_cls_weight = opts.g_cls_weight
 
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
+        """What D sees of every face, real or fake."""
+        return images
+
     def d_loss(self, real, fake, hair, eye):
-        adv_real, h_logit, e_logit = self.D(real, hair, eye)
-        adv_fake, _, _ = self.D(fake, hair, eye)
+        adv_real, h_logit, e_logit = self.D(self.augment(real), hair, eye)
+        adv_fake, _, _ = self.D(self.augment(fake), hair, eye)
         adv = F.relu(1 - adv_real).mean() + F.relu(1 + adv_fake).mean()
         cls = F.cross_entropy(h_logit, hair) + F.cross_entropy(e_logit, eye)
         return {"loss": adv + cls, "d_adv": adv, "d_cls": cls,
@@ -89,12 +99,23 @@ class DefaultObjective:
                 "acc_eye_real": (e_logit.argmax(1) == eye).float().mean()}
 
     def g_loss(self, fake, hair, eye):
-        adv_fake, h_logit, e_logit = self.D(fake, hair, eye)
+        adv_fake, h_logit, e_logit = self.D(self.augment(fake), hair, eye)
         adv = -adv_fake.mean()
         cls = F.cross_entropy(h_logit, hair) + F.cross_entropy(e_logit, eye)
         return {"loss": adv + self.g_cls_weight * cls, "g_adv": adv, "g_cls": cls,
                 "acc_hair_fake": (h_logit.argmax(1) == hair).float().mean(),
                 "acc_eye_fake": (e_logit.argmax(1) == eye).float().mean()}
+
+
+class FaceGANObjective(DefaultObjective):
+    """The residual face GAN of generator/models/face_gan.py, with DiffAugment (the set is small for a GAN)
+    and Adam's beta1 at 0, as BigGAN and SNGAN train residual hinge GANs."""
+
+    betas = (0.0, 0.99)
+    model = face_gan
+
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
+        return diff_augment(images)
 
 
 class SeedObjective:
@@ -125,7 +146,8 @@ class SeedObjective:
                 "acc_eye_fake": (cls_fake[:, N_HAIR:].argmax(1) == eye).float().mean()}
 
 
-PRESETS: dict[str, Callable[[TrainOptions], Objective]] = {"default": DefaultObjective, "seed-acgan": SeedObjective}
+PRESETS: dict[str, Callable[[TrainOptions], Objective]] = {
+    "default": DefaultObjective, "face-gan": FaceGANObjective, "seed-acgan": SeedObjective}
 EMA_HALF_LIFE_IMAGES = 10_000
 
 
@@ -191,7 +213,9 @@ def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = Tru
         for path, net in ((opts.init, objective.G), (opts.init_d, objective.D)):
             if path:
                 net.load_state_dict(load_module(path)[0].state_dict())
-    G, D = objective.G.to(device), objective.D.to(device)
+    # channels-last: the CPU's convolutions run ~1.5x faster on it
+    G = objective.G.to(device, memory_format=torch.channels_last)
+    D = objective.D.to(device, memory_format=torch.channels_last)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     lr = opts.lr or objective.lr
     opt_g = torch.optim.Adam(G.parameters(), lr, betas=objective.betas)
@@ -238,8 +262,9 @@ def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = Tru
         save_module(exported(), run.path / "generator.safetensors", objective.config.to_dict(),
                     preset=opts.preset, step=sched.step, kimg=round(sched.step * batch / 1000, 1),
                     train_minutes=round(sched.elapsed / 60, 1), images=len(data))
-        if opts.preset == "default":  # its partner, for a later fine-tune to start from
-            save_module(D, run.path / "discriminator.safetensors", {**objective.config.to_dict(), "arch": "acgan-d"},
+        if isinstance(objective, DefaultObjective):  # its partner, for a later fine-tune to start from
+            config = objective.config.to_dict()
+            save_module(D, run.path / "discriminator.safetensors", {**config, "arch": config["arch"] + "-d"},
                         step=sched.step)
         loss_curve(run.stats, run.path / "loss.png",
                    ("d_adv", "g_adv", "d_cls", "g_cls", "acc_hair_fake", "acc_eye_fake"))
@@ -257,7 +282,7 @@ def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = Tru
     while not sched.done():
         sched.begin()
         idx = torch.randint(len(data), (batch,)) if weights is None else torch.multinomial(weights, batch, True)
-        real = FaceDataset.to_float(data.images[idx]).to(device)
+        real = FaceDataset.to_float(data.images[idx]).to(device, memory_format=torch.channels_last)
         flip = torch.rand(batch, device=device) < 0.5
         real = torch.where(flip[:, None, None, None], real.flip(3), real)
         hair, eye = data.hair[idx].to(device), data.eye[idx].to(device)

@@ -32,7 +32,7 @@ MODEL_ID = re.compile(r"^([0-9a-f]{12}|bundled)$")
 RUNS = web.AppKey("runs", Path)
 QUEUES = ("pending", "curated", "rejected")  # the training items' states an admin sees and changes
 DASHBOARD = "web:dashboard"  # who the curation log names for changes made here
-FACE_ARCHS = ("acgan", "seed-acgan")  # what the face generator service can serve (a sketch model cannot)
+FACE_ARCHS = ("acgan", "face-gan", "seed-acgan")  # what the face generator service can serve (a sketch model cannot)
 
 
 def one_of(request: web.Request, key: str, allowed: tuple[str, ...] | dict) -> str:

@@ -30,6 +30,9 @@ class ACGANConfig:
         return {"arch": "acgan", **asdict(self)}
 
 
+Config = ACGANConfig  # what a training preset builds, by the same name in every model file
+
+
 class ConditionalBatchNorm(nn.Module):
     """BatchNorm whose scale and shift are predicted from the (hair, eye) one-hot."""
 

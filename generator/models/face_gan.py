@@ -1,0 +1,128 @@
+"""The sharper conditional face GAN: what replaced the transposed-conv ACGAN.
+
+Same contract as ``acgan.Generator`` (noise + hair/eye one-hots in, a 64x64
+face in [-1, 1] out), built to remove what made those faces look generated:
+
+- nearest-neighbour upsampling followed by 3x3 convs instead of transposed
+  convs, so no checkerboard;
+- residual blocks (BigGAN style) with conditional batch norm, so the colours
+  reach every resolution and the layers can refine detail instead of only
+  enlarging it;
+- a deeper spectrally normalised residual discriminator with a projection term
+  and auxiliary colour classifiers that read the 4x4 feature map (eye colour
+  counts at eye height, not anywhere in the picture).
+
+Widths are chosen for the 2-core CPU: ``g_ch=24`` costs ~0.3 GFLOP per face.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from generator.models.acgan import ConditionalBatchNorm
+
+
+@dataclass
+class FaceGANConfig:
+    n_hair: int = 12
+    n_eye: int = 10
+    z_dim: int = 128
+    g_ch: int = 24  # generator width at 64x64; x2, x4, x8, x8 at 32, 16, 8, 4
+    d_ch: int = 24  # discriminator width at 64x64; doubles per step down to 4x4
+
+    def to_dict(self) -> dict:
+        return {"arch": "face-gan", **asdict(self)}
+
+
+Config = FaceGANConfig  # what a training preset builds, by the same name in every model file
+
+
+class GBlock(nn.Module):
+    """CBN-ReLU-upsample-conv-CBN-ReLU-conv, plus an upsampled 1x1 shortcut: doubles the resolution."""
+
+    def __init__(self, cin: int, cout: int, n_cond: int):
+        super().__init__()
+        self.norm1 = ConditionalBatchNorm(cin, n_cond)
+        self.conv1 = nn.Conv2d(cin, cout, 3, 1, 1)
+        self.norm2 = ConditionalBatchNorm(cout, n_cond)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1)
+        self.skip = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        h = F.interpolate(F.relu(self.norm1(x, cond)), scale_factor=2.0, mode="nearest")
+        h = self.conv2(F.relu(self.norm2(self.conv1(h), cond)))
+        return h + self.skip(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class Generator(nn.Module):
+    def __init__(self, cfg: FaceGANConfig):
+        super().__init__()
+        self.cfg = cfg
+        n_cond = cfg.n_hair + cfg.n_eye
+        c = cfg.g_ch
+        self.fc = nn.Linear(cfg.z_dim + n_cond, 8 * c * 4 * 4)
+        self.blocks = nn.ModuleList([
+            GBlock(8 * c, 8 * c, n_cond),  # (B, 8c, 8, 8)
+            GBlock(8 * c, 4 * c, n_cond),  # (B, 4c, 16, 16)
+            GBlock(4 * c, 2 * c, n_cond),  # (B, 2c, 32, 32)
+            GBlock(2 * c, c, n_cond),      # (B, c, 64, 64)
+        ])
+        self.norm_out = nn.BatchNorm2d(c)
+        self.to_rgb = nn.Conv2d(c, 3, 3, 1, 1)  # (B, 3, 64, 64)
+
+    def forward(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """``cond`` is the (B, n_hair + n_eye) hair and eye one-hots; blends of them interpolate colours."""
+        x = self.fc(torch.cat([z, cond], 1)).view(z.shape[0], -1, 4, 4)  # (B, 8c, 4, 4)
+        for block in self.blocks:
+            x = block(x, cond)
+        return torch.tanh(self.to_rgb(F.relu(self.norm_out(x))))
+
+
+class DBlock(nn.Module):
+    """conv-LReLU-conv then 2x2 average pool, plus a pooled 1x1 shortcut: halves the resolution."""
+
+    def __init__(self, cin: int, cout: int, first: bool = False):
+        super().__init__()
+        self.first = first  # the first block sees pixels: no activation before its first conv
+        self.conv1 = spectral_norm(nn.Conv2d(cin, cout, 3, 1, 1))
+        self.conv2 = spectral_norm(nn.Conv2d(cout, cout, 3, 1, 1))
+        self.skip = spectral_norm(nn.Conv2d(cin, cout, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x if self.first else F.leaky_relu(x, 0.2)
+        h = self.conv2(F.leaky_relu(self.conv1(h), 0.2))
+        return F.avg_pool2d(h, 2) + self.skip(F.avg_pool2d(x, 2))
+
+
+class Discriminator(nn.Module):
+    def __init__(self, cfg: FaceGANConfig):
+        super().__init__()
+        self.cfg = cfg
+        c = cfg.d_ch
+        self.blocks = nn.Sequential(
+            DBlock(3, c, first=True),  # (B, c, 32, 32)
+            DBlock(c, 2 * c),          # (B, 2c, 16, 16)
+            DBlock(2 * c, 4 * c),      # (B, 4c, 8, 8)
+            DBlock(4 * c, 8 * c),      # (B, 8c, 4, 4)
+        )
+        n_feat = 8 * c * 16
+        self.adv = spectral_norm(nn.Linear(8 * c, 1))
+        self.embed_hair = spectral_norm(nn.Embedding(cfg.n_hair, 8 * c))
+        self.embed_eye = spectral_norm(nn.Embedding(cfg.n_eye, 8 * c))
+        self.cls_hair = nn.Linear(n_feat, cfg.n_hair)
+        self.cls_eye = nn.Linear(n_feat, cfg.n_eye)
+
+    def forward(
+        self, img: torch.Tensor, hair: torch.Tensor, eye: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return (realness, hair logits, eye logits); realness includes the projection on the given tags."""
+        fmap = F.leaky_relu(self.blocks(img), 0.2)  # (B, 8c, 4, 4)
+        pooled = fmap.sum((2, 3))
+        proj = ((self.embed_hair(hair) + self.embed_eye(eye)) * pooled).sum(1)
+        flat = fmap.flatten(1)
+        return self.adv(pooled).squeeze(1) + proj, self.cls_hair(flat), self.cls_eye(flat)
