@@ -97,3 +97,26 @@ def tiny_sketch_file(tmp_path_factory) -> Path:
     from fakes.bot_parts import tiny_sketch_weights
 
     return tiny_sketch_weights(tmp_path_factory.mktemp("weights") / "tiny-sketch.safetensors")
+
+
+@pytest.fixture(scope="session")
+def face128_data_dir(tmp_path_factory) -> Path:
+    """A data directory with ~60 untagged 128 px drawn faces imported with ``--size 128`` and their colours
+    read by the bundled classifier, beside a few tagged 64 px faces."""
+    import migrations
+    from training.auto_tags import tag_untagged
+    from training.importer import import_folder
+
+    root = tmp_path_factory.mktemp("faces128")
+    (root / "big").mkdir()
+    for i, (hair, eye) in enumerate((h, e) for h in HAIR_COLORS[::3] for e in EYE_COLORS[::3]):
+        for k in range(4):
+            draw_face(hair, eye, seed=100 + 4 * i + k, size=128).save(root / "big" / f"{i}-{k}.png")
+    make_face_folder(root / "small", per_pair=2)
+    data_dir = root / "data"
+    conn = migrations.connect(data_dir / "moebot.db")
+    import_folder(conn, data_dir, root / "small", progress=False)
+    import_folder(conn, data_dir, root / "big", progress=False, size=128)
+    tag_untagged(conn, data_dir, progress=False)
+    conn.close()
+    return data_dir

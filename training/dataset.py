@@ -22,6 +22,7 @@ import migrations
 
 DB_NAME = "moebot.db"
 Split = Literal["train", "heldout", "all"]
+TAG_CONFIDENCE = 0.6  # the classifier's readings of untagged faces below this train without colour labels
 
 
 def is_heldout(sha256: str) -> bool:
@@ -38,11 +39,12 @@ class FaceRow(NamedTuple):
 
 
 def tagged_rows(conn: sqlite3.Connection, split: Split, statuses: tuple[str, ...]) -> list[FaceRow]:
-    """The tagged images with one of ``statuses`` in the split, by id: what a dataset (or a run's record
+    """The tagged 64 px images with one of ``statuses`` in the split, by id: what a dataset (or a run's record
     of its data) is made of."""
     marks = ",".join("?" * len(statuses))
     rows = [FaceRow(*r) for r in conn.execute(
-        f"SELECT sha256, path, hair, eye, id, status FROM images WHERE hair IS NOT NULL AND status IN ({marks}) "
+        f"SELECT sha256, path, hair, eye, id, status FROM images WHERE hair IS NOT NULL AND size = 64 "
+        f"AND status IN ({marks}) "
         "ORDER BY id", statuses)]
     return rows if split == "all" else [r for r in rows if is_heldout(r.sha256) == (split == "heldout")]
 
@@ -74,24 +76,49 @@ class FaceDataset:
             conn.close()
         if not rows:
             raise ValueError(f"{data_dir}: no tagged images in the {split} split; run `moebot import` first")
-        key = hashlib.sha256("".join(r.sha256 for r in rows).encode()).hexdigest()[:16]
-        cache = data_dir / "cache" / f"faces-{split}-{key}.npy"
-        if cache.exists():
-            pixels = np.load(cache)
-        else:
-            pixels = np.stack([
-                np.asarray(Image.open(data_dir / r.path).convert("RGB")).transpose(2, 0, 1)
-                for r in tqdm(rows, desc=f"loading {split} faces", disable=not progress)
-            ])
-            cache.parent.mkdir(exist_ok=True)
-            for stale in cache.parent.glob(f"faces-{split}-*.npy"):  # one cache per split: data only grows
-                stale.unlink()
-            tmp = cache.with_suffix(".tmp.npy")
-            np.save(tmp, pixels)
-            tmp.replace(cache)
         return cls(
-            images=torch.from_numpy(pixels),
+            images=torch.from_numpy(_cached_pixels(data_dir, f"faces-{split}", rows, progress)),
             hair=torch.tensor([r.hair for r in rows], dtype=torch.long),
             eye=torch.tensor([r.eye for r in rows], dtype=torch.long),
             curated=torch.tensor([r.status == "curated" for r in rows]),
         )
+
+    @classmethod
+    def load_size(cls, data_dir: str | Path, size: int, split: Split = "train", threshold: float = TAG_CONFIDENCE,
+                  progress: bool = True) -> "FaceDataset":
+        """Every ``size`` px face in the split (tagged or not). Tags read by the classifier below
+        ``threshold`` become -1: such faces train without colour labels rather than with wrong ones."""
+        data_dir = Path(data_dir)
+        conn = migrations.connect(data_dir / DB_NAME)
+        try:
+            rows = conn.execute("SELECT sha256, path, hair, eye, tag_confidence FROM images WHERE size = ? "
+                                "ORDER BY id", (size,)).fetchall()
+        finally:
+            conn.close()
+        rows = [r for r in rows if split == "all" or is_heldout(r[0]) == (split == "heldout")]
+        if not rows:
+            raise ValueError(f"{data_dir}: no {size} px faces in the {split} split; run `moebot import --size {size}`")
+        sure = [conf is None or conf >= threshold for *_, conf in rows]
+        return cls(
+            images=torch.from_numpy(_cached_pixels(data_dir, f"faces{size}-{split}", rows, progress)),
+            hair=torch.tensor([r[2] if ok and r[2] is not None else -1 for r, ok in zip(rows, sure)]),
+            eye=torch.tensor([r[3] if ok and r[3] is not None else -1 for r, ok in zip(rows, sure)]),
+        )
+
+
+def _cached_pixels(data_dir: Path, name: str, rows: list, progress: bool) -> np.ndarray:
+    """The rows' images as one (N, 3, H, W) uint8 array, cached as one .npy per exact row set
+    (rows start with (sha256, path)); one cache per name, since data only grows."""
+    key = hashlib.sha256("".join(r[0] for r in rows).encode()).hexdigest()[:16]
+    cache = data_dir / "cache" / f"{name}-{key}.npy"
+    if cache.exists():
+        return np.load(cache)
+    pixels = np.stack([np.asarray(Image.open(data_dir / r[1]).convert("RGB")).transpose(2, 0, 1)
+                       for r in tqdm(rows, desc=f"loading {name}", disable=not progress)])
+    cache.parent.mkdir(exist_ok=True)
+    for stale in cache.parent.glob(f"{name}-*.npy"):
+        stale.unlink()
+    tmp = cache.with_suffix(".tmp.npy")
+    np.save(tmp, pixels)
+    tmp.replace(cache)
+    return pixels

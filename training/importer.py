@@ -1,7 +1,8 @@
 """``moebot import PATH``: bring a folder of face images (tagged or not) into the data directory.
 
-Every image is normalised to 64x64 RGB, stored once by the SHA-256 of its pixels
-and recorded in the database. Files already handled by an earlier run of the
+Every image is normalised to a square RGB face (64x64 by default, 128x128 for
+the higher-resolution set), stored once by the SHA-256 of its pixels and recorded
+in the database with its size. Files already handled by an earlier run of the
 same import are skipped, so a killed import resumes where it stopped.
 """
 
@@ -24,7 +25,8 @@ from tqdm import tqdm
 
 from generator.tags import N_EYE, N_HAIR, parse_tag_text
 
-SIZE = 64
+SIZE = 64  # the tagged set's resolution, and the default
+SIZES = (64, 128)
 MIN_SIDE = 32  # smaller pictures hold too little face to learn from
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 TAG_FILES = ("tags.csv", "tags.pickle")
@@ -104,8 +106,8 @@ def read_tags(folder: Path) -> dict[str, Tags | None] | None:
     return None
 
 
-def normalise_image(data: bytes) -> Image.Image:
-    """Decode and square-crop to 64x64 RGB; raises ValueError with a reason a person can read."""
+def normalise_image(data: bytes, size: int = SIZE) -> Image.Image:
+    """Decode and square-crop to ``size`` x ``size`` RGB; raises ValueError with a reason a person can read."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -121,7 +123,7 @@ def normalise_image(data: bytes) -> Image.Image:
     w, h = img.size
     side = min(w, h)
     img = img.crop(((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side))
-    return img.resize((SIZE, SIZE), Image.Resampling.LANCZOS) if side != SIZE else img
+    return img.resize((size, size), Image.Resampling.LANCZOS) if side != size else img
 
 
 def pixel_hash(img: Image.Image) -> str:
@@ -146,9 +148,13 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: (len(p.stem), p.stem, str(p)))
 
 
-def import_folder(conn: sqlite3.Connection, data_dir: Path, folder: Path, progress: bool = True) -> ImportReport:
+def import_folder(conn: sqlite3.Connection, data_dir: Path, folder: Path, progress: bool = True,
+                  size: int = SIZE) -> ImportReport:
+    """Import every image under ``folder`` at ``size`` px; a source imported at another size is another source."""
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {', '.join(map(str, SIZES))}, not {size}")
     folder = folder.resolve()
-    source = f"import:{folder.name}"
+    source = f"import:{folder.name}" + ("" if size == SIZE else f"@{size}")
     tags = read_tags(folder)
     done = {name for (name,) in conn.execute("SELECT source_name FROM import_log WHERE source = ?", (source,))}
     report = ImportReport()
@@ -166,7 +172,7 @@ def import_folder(conn: sqlite3.Connection, data_dir: Path, folder: Path, progre
         conn.execute("BEGIN IMMEDIATE")
         try:
             for name, path in chunk:
-                _import_one(conn, data_dir, source, name, path, tags, report)
+                _import_one(conn, data_dir, source, name, path, tags, report, size)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -177,14 +183,14 @@ def import_folder(conn: sqlite3.Connection, data_dir: Path, folder: Path, progre
 
 
 def _import_one(conn: sqlite3.Connection, data_dir: Path, source: str, name: str, path: Path,
-                tags: dict[str, Tags | None] | None, report: ImportReport) -> None:
+                tags: dict[str, Tags | None] | None, report: ImportReport, size: int) -> None:
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         reason = f"not an image file ({path.suffix or 'no suffix'})"
         report.skipped[reason] += 1
         conn.execute("INSERT INTO import_log VALUES (?, ?, ?, NULL)", (source, name, f"skipped: {reason}"))
         return
     try:
-        img = normalise_image(path.read_bytes())
+        img = normalise_image(path.read_bytes(), size)
     except ValueError as e:
         report.skipped[str(e)] += 1
         conn.execute("INSERT INTO import_log VALUES (?, ?, ?, NULL)", (source, name, f"skipped: {e}"))
@@ -201,8 +207,8 @@ def _import_one(conn: sqlite3.Connection, data_dir: Path, source: str, name: str
     rel = store_image(data_dir, img, sha)
     hair, eye = tag if tag is not None else (None, None)
     cur = conn.execute(
-        "INSERT INTO images (sha256, path, hair, eye, source, source_name) VALUES (?, ?, ?, ?, ?, ?)",
-        (sha, rel, hair, eye, source, name),
+        "INSERT INTO images (sha256, path, hair, eye, source, source_name, size) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (sha, rel, hair, eye, source, name, size),
     )
     conn.execute("INSERT INTO import_log VALUES (?, ?, 'added', ?)", (source, name, cur.lastrowid))
     report.added += 1
