@@ -24,10 +24,15 @@ def cmd_import(args: argparse.Namespace, cfg: Config) -> int:
         return 2
     conn = migrations.connect(cfg.database)
     try:
-        report = import_folder(conn, cfg.storage.data_dir, folder, progress=not args.quiet)
+        report = import_folder(conn, cfg.storage.data_dir, folder, progress=not args.quiet, size=args.size)
+        print(report.summary())
+        if args.size > 64:  # the higher-resolution set is untagged: the classifier reads its colours
+            from training.auto_tags import colour_report, tag_untagged
+
+            tag_untagged(conn, cfg.storage.data_dir, progress=not args.quiet)
+            print(colour_report(conn, args.size).summary())
     finally:
         conn.close()
-    print(report.summary())
     return 0
 
 
@@ -64,6 +69,8 @@ def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
         if not args.doodles and not args.resume:
             print("moebot train cyclegan: give --doodles FILE.npy (QuickDraw bitmaps)", file=sys.stderr)
             return 2
+    elif args.model == "upscaler":
+        from training.train_upscaler import UpscalerOptions as options_cls, training_loop
     else:
         from training.train_acgan import TrainOptions as options_cls, training_loop
 
@@ -76,7 +83,7 @@ def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
     except (FileExistsError, ValueError, FloatingPointError) as e:
         print(f"moebot train: {e}", file=sys.stderr)
         return 1
-    print(f"generator weights: {out}")
+    print(f"weights: {out}")
     return 0
 
 
@@ -245,18 +252,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     imp = sub.add_parser("import", help="import a folder of face images (tags.csv, tags.pickle or untagged)")
     imp.add_argument("path")
+    imp.add_argument("--size", type=int, choices=[64, 128], default=64,
+                     help="face resolution to store; 128: untagged faces get colours read by the classifier")
     imp.add_argument("--quiet", action="store_true", help="no progress bar")
     imp.set_defaults(func=cmd_import)
 
     train = sub.add_parser("train", help="train a model in a run folder (resumable)")
-    train.add_argument("model", choices=["acgan", "tagger", "cyclegan"])
+    train.add_argument("model", choices=["acgan", "tagger", "cyclegan", "upscaler"])
     train.add_argument("--data", help="data directory with imported faces (default: [storage] data_dir)")
     train.add_argument("--run", required=True, help="run folder: options, stats, grids, snapshots")
     budget = train.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=int, help="train this many steps in total")
     budget.add_argument("--minutes", type=float, help="train this many minutes in total")
     train.add_argument("--resume", action="store_true", help="continue the run in --run from its snapshot")
-    train.add_argument("--preset", choices=["default", "seed-acgan"])
+    train.add_argument("--preset", choices=["default", "face-gan", "seed-acgan"])
     train.add_argument("--batch", type=int)
     train.add_argument("--seed", type=int)
     train.add_argument("--device", help="auto (CUDA when present), cpu, cuda, cuda:N")
