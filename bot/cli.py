@@ -113,6 +113,8 @@ def cmd_sample(args: argparse.Namespace, cfg: Config) -> int:
         hair, eye, hair2, eye2 = (colors.names(part)[colour(word, part)] if word else None for word, part in
                                   ((args.hair, "hair"), (args.eye, "eye"), (args.hair2, "hair"), (args.eye2, "eye")))
         sampler = FaceSampler.load(args.weights or cfg.generator.weights or None, cfg.generator.device)
+        if args.upscaler:
+            sampler.with_upscaler(args.upscaler)
         if args.mode:
             path = sample_files.write_mode(sampler, out, args.mode, hair, eye, args.n, args.seed,
                                            args.size, hair2, eye2, args.seed2, args.frames)
@@ -173,7 +175,9 @@ def cmd_evaluate(args: argparse.Namespace, cfg: Config) -> int:
                 return 2
             result = evaluate_sketch_weights(weights, data_dir, args.doodles, tagger_path=args.tagger, seed=args.seed)
         else:
-            result = evaluate_weights(weights, data_dir, tagger_path=args.tagger, seed=args.seed, fid_too=args.fid)
+            result = evaluate_weights(weights, data_dir, tagger_path=args.tagger, seed=args.seed,
+                                      fid_sizes=tuple(args.fid or (64,)) if args.fid is not None else (),
+                                      upscaler=args.upscaler, progress=not args.json)
     except (ValueError, ImportError) as e:
         print(f"moebot evaluate: {e}", file=sys.stderr)
         return 1
@@ -291,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", required=True, help="output folder (or .gif/.png file for modes)")
     sample.add_argument("--weights", help="generator weights (default: the bundled ones)")
     sample.add_argument("--size", type=int, choices=[64, 128, 256], default=64, help="display size of each face")
+    sample.add_argument("--upscaler", help="2x upscaler weights: draws the 128 px faces (256 px: Lanczos from them)")
     sample.add_argument("--per-tag", dest="per_tag", type=int, help="N faces for each of the 120 tag pairs")
     sample.add_argument("--mode", choices=["fix-noise", "change-hair", "change-eye", "fix-hair-eye", "interpolate"])
     sample.add_argument("--hair2", help="interpolate: end hair colour")
@@ -315,7 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", help="data directory with imported faces (default: [storage] data_dir)")
     ev.add_argument("--tagger", help="evaluation classifier weights (default: the bundled ones)")
     ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--fid", action="store_true", help="also compute FID (needs the 'fid' extra)")
+    ev.add_argument("--fid", type=int, nargs="*", choices=[64, 128], metavar="SIZE",
+                    help="also FID and KID (Inception; needs the 'fid' extra) at 64 px, or at the sizes given")
+    ev.add_argument("--upscaler", help="face generator: draw its 128 px faces with this 2x upscaler (else Lanczos)")
     ev.add_argument("--doodles", help="sketch generators: QuickDraw doodles .npy (the held-out 200 are converted)")
     ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ev.set_defaults(func=cmd_evaluate)

@@ -21,19 +21,18 @@ def write_faces(sampler: FaceSampler, out: Path, hair: str | None, eye: str | No
     hs = [_pick(hair, HAIR_COLORS, hair_index, rng) for _ in range(n)]
     es = [_pick(eye, EYE_COLORS, eye_index, rng) for _ in range(n)]
     out.mkdir(parents=True, exist_ok=True)
-    for i, img in enumerate(sampler.faces(hs, es, range(seed, seed + n))):
-        to_pil(img, size).save(out / f"{i:03d}.png")
+    for i, img in enumerate(sampler.faces(hs, es, range(seed, seed + n), size)):
+        to_pil(img).save(out / f"{i:03d}.png")
     return n
 
 
 def write_per_tag(sampler: FaceSampler, out: Path, per_tag: int, seed: int, size: int) -> int:
     """``per_tag`` faces for each of the 120 pairs in ``<hair>_<eye>/NNN.png``."""
-    for h, hair in enumerate(HAIR_COLORS):
-        for e, eye in enumerate(EYE_COLORS):
-            folder = out / f"{hair}_{eye}"
-            folder.mkdir(parents=True, exist_ok=True)
-            for i, img in enumerate(sampler.faces([h] * per_tag, [e] * per_tag, range(seed, seed + per_tag))):
-                to_pil(img, size).save(folder / f"{i:03d}.png")
+    for h, e, faces in sampler.per_tag(per_tag, seed, size):
+        folder = out / f"{HAIR_COLORS[h]}_{EYE_COLORS[e]}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, img in enumerate(faces):
+            to_pil(img).save(folder / f"{i:03d}.png")
     return len(HAIR_COLORS) * len(EYE_COLORS) * per_tag
 
 

@@ -12,13 +12,13 @@ import math
 import os
 import random
 from pathlib import Path
-from typing import ClassVar, Self, Sequence
+from typing import ClassVar, Iterator, Self, Sequence
 
 import torch
 from PIL import Image
 from torch import nn
 
-from generator.images import grid, to_pil, to_uint8
+from generator.images import from_pil, grid, to_pil, to_uint8
 from generator.models import tag_condition
 from generator.tags import N_EYE, N_HAIR
 from generator.weights import BUNDLED_GENERATOR, BUNDLED_SKETCH, load_module, weights_version
@@ -130,22 +130,51 @@ class Sampler:
 
 
 class FaceSampler(Sampler):
+    """The face generator, and the 2x upscaler that draws its 128 px faces when one is loaded
+    (else they are Lanczos enlargements of the 64 px faces)."""
+
     bundled = BUNDLED_GENERATOR
     archs = ("acgan", "face-gan", "seed-acgan")
+    upscaler: nn.Module | None = None
+
+    def with_upscaler(self, path: str | os.PathLike) -> Self:
+        """Draw faces of 128 px and more through the upscaler in ``path``."""
+        up, meta = load_module(path, self.device)
+        if meta["config"]["arch"] != "upscaler":
+            raise ValueError(f"{path} holds a {meta['config']['arch']} network, not an upscaler")
+        self.upscaler = up.requires_grad_(False)
+        self.version = f"{self.version}+{weights_version(path, meta)}"
+        return self
+
+    @torch.inference_mode()
+    def enlarge(self, faces: torch.Tensor, size: int) -> torch.Tensor:
+        """(B, 3, 64, 64) uint8 faces at ``size`` px: the upscaler's 128 px faces when there is one, and
+        Lanczos for the rest of the way (never from 64 px past a 128 px face the upscaler drew)."""
+        if self.upscaler is not None and size >= 128:
+            faces = to_uint8(self.upscaler(faces.to(self.device).float().div(127.5).sub(1)))
+        if faces.shape[-1] == size:
+            return faces
+        return torch.stack([from_pil(to_pil(face, size)) for face in faces])
 
     @torch.inference_mode()
     def draw(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """(B, z_dim) latents and (B, 22) conditions -> (B, 3, 64, 64) uint8 faces."""
         return to_uint8(self.G(z.to(self.device), cond.to(self.device)))
 
-    def faces(self, hair: Sequence[int], eye: Sequence[int], seeds: Sequence[int]) -> torch.Tensor:
-        """One face per (hair, eye, seed) triple, as (B, 3, 64, 64) uint8."""
-        return self.draw(*face_inputs(hair, eye, seeds, self.z_dim))
+    def faces(self, hair: Sequence[int], eye: Sequence[int], seeds: Sequence[int], size: int = 64) -> torch.Tensor:
+        """One face per (hair, eye, seed) triple, as (B, 3, size, size) uint8."""
+        return self.enlarge(self.draw(*face_inputs(hair, eye, seeds, self.z_dim)), size)
+
+    def per_tag(self, per_tag: int, seed: int = 0, size: int = 64) -> Iterator[tuple[int, int, torch.Tensor]]:
+        """(hair, eye, faces) for each of the 120 colour pairs: ``per_tag`` faces from seeds seed, seed + 1, ..."""
+        for h in range(N_HAIR):
+            for e in range(N_EYE):
+                yield h, e, self.faces([h] * per_tag, [e] * per_tag, range(seed, seed + per_tag), size)
 
     def mode_grid(self, mode: str, hair: int, eye: int, seed: int, n: int = 8, size: int = 64) -> Image.Image:
         """One of ``mode_rows``'s grids as a picture, each face shown at ``size`` pixels."""
         hs, es, ss, ncol = mode_rows(mode, hair, eye, seed, n)
-        return grid(self.faces(hs, es, ss), ncol, cell=size)
+        return grid(self.faces(hs, es, ss, size), ncol)
 
     def morph_frames(self, start: tuple[int, int, int], end: tuple[int, int, int], frames: int = 16,
                      size: int | None = None) -> list[Image.Image]:

@@ -45,3 +45,32 @@ def test_trains_snapshots_and_resumes(face128_data_dir, tmp_path):
         out = up(torch.zeros(1, 3, 64, 64))
     assert out.shape == (1, 3, 128, 128) and torch.isfinite(out).all()
 
+
+
+def test_faces_at_128_come_from_the_upscaler_and_256_from_those(tiny_generator_file, tmp_path):
+    from PIL import Image
+
+    from bot.cli import main
+    from generator.images import from_pil, to_pil
+    from generator.sampler import FaceSampler
+    from generator.weights import save_module
+
+    up = Upscaler(UpscalerConfig(ch=4, convs=1))
+    torch.nn.init.normal_(up.body[-2].weight, std=0.1)  # not plain enlargement, so the two paths differ
+    save_module(up, tmp_path / "up.safetensors", up.cfg.to_dict(), step=7)
+    plain = FaceSampler.load(tiny_generator_file, "cpu")
+    sharp = FaceSampler.load(tiny_generator_file, "cpu").with_upscaler(tmp_path / "up.safetensors")
+    assert sharp.version.endswith("+up@7")
+    small = plain.faces([1], [2], [5])
+    lanczos = plain.faces([1], [2], [5], size=128)
+    assert lanczos.shape == (1, 3, 128, 128) and torch.equal(lanczos[0], from_pil(to_pil(small[0], 128)))
+    drawn = sharp.faces([1], [2], [5], size=128)
+    assert drawn.shape == (1, 3, 128, 128) and not torch.equal(drawn, lanczos)
+    big = sharp.faces([1], [2], [5], size=256)
+    assert torch.equal(big[0], from_pil(to_pil(drawn[0], 256)))  # 256 px from the 128 px face, never from 64
+    out = tmp_path / "faces"
+    assert main(["sample", "--weights", str(tiny_generator_file), "--upscaler", str(tmp_path / "up.safetensors"),
+                 "--size", "128", "-n", "2", "--hair", "pink", "--eye", "blue", "--out", str(out)]) == 0
+    written = Image.open(out / "000.png")
+    assert written.size == (128, 128)
+    assert torch.equal(from_pil(written), sharp.faces([7], [9], [0], size=128)[0])  # exactly what the sampler draws
