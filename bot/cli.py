@@ -87,6 +87,23 @@ def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def cmd_runstate(args: argparse.Namespace, cfg: Config) -> int:
+    """Carry a long training run between machines: its resumable state packed small enough to commit."""
+    from training.packed_runs import pack, unpack
+
+    try:
+        if args.action == "pack":
+            out = pack(args.source, args.dest)
+            print(f"packed {args.source} into {out} ({out.stat().st_size / 1e6:.1f} MB)")
+        else:
+            unpack(args.source, args.dest)
+            print(f"unpacked {args.source} into {args.dest}; continue with: moebot train ... --run {args.dest} --resume")
+    except (FileNotFoundError, FileExistsError) as e:
+        print(f"moebot runstate: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_train_tagger(args: argparse.Namespace, cfg: Config) -> int:
     from training.train_tagger import TaggerOptions, train_tagger
 
@@ -286,6 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="cyclegan: share of faces painted from crude (doodle-like) line art (default 0.5)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
+
+    runstate = sub.add_parser("runstate", help="pack a training run's resumable state into one small file "
+                              "(to commit), or unpack it into a run folder to resume")
+    runstate.add_argument("action", choices=["pack", "unpack"])
+    runstate.add_argument("source", help="pack: the run folder; unpack: the packed file")
+    runstate.add_argument("dest", help="pack: the packed file (.safetensors); unpack: a new run folder")
+    runstate.set_defaults(func=cmd_runstate)
 
     sample = sub.add_parser("sample", help="draw faces, per-tag sets, ACGAN grids or a morph GIF")
     sample.add_argument("--hair", help="hair colour (default: random per face)")

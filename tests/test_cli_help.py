@@ -4,7 +4,7 @@ import pytest
 
 from bot.cli import main
 
-SUBCOMMANDS = ("import", "train", "sample", "sketch", "evaluate", "models", "retrain", "run")
+SUBCOMMANDS = ("import", "train", "runstate", "sample", "sketch", "evaluate", "models", "retrain", "run")
 
 
 def help_of(capsys, *argv: str) -> str:

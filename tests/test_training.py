@@ -92,3 +92,23 @@ def test_diff_augment_keeps_shape_and_moves_pixels():
     torch.manual_seed(1)
     moved = translate(x)
     assert not torch.equal(moved, x) and moved.shape == x.shape
+
+
+def test_a_packed_run_resumes_where_it_stopped_on_another_machine(face_data_dir, tmp_path):
+    from bot.cli import main
+
+    run = tmp_path / "face-gan"
+    training_loop(_opts(face_data_dir, run, preset="face-gan", steps=2), progress=False)
+    packed = tmp_path / "commit" / "face-gan.safetensors"
+    assert main(["runstate", "pack", str(run), str(packed)]) == 0
+    assert packed.stat().st_size < (run / "snapshot.pt").stat().st_size / 2
+    moved = tmp_path / "elsewhere"
+    assert main(["runstate", "unpack", str(packed), str(moved)]) == 0
+    assert main(["runstate", "unpack", str(packed), str(moved)]) == 1  # never over a run
+    before, after = (torch.load(p / "snapshot.pt", weights_only=True) for p in (run, moved))
+    assert after["step"] == 2 and after["elapsed"] == before["elapsed"] and torch.equal(after["rng"], before["rng"])
+    for name, t in before["G"].items():
+        assert torch.allclose(after["G"][name].float(), t.float(), atol=1e-2, rtol=1e-3), name
+    training_loop(_opts(face_data_dir, moved, preset="face-gan", steps=3), resume=True, progress=False)
+    assert [s["step"] for s in _stats(moved)] == [1, 2, 3]
+    assert json.loads((moved / "options.json").read_text())["preset"] == "face-gan"
