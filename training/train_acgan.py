@@ -54,7 +54,8 @@ class TrainOptions:
     d_warmup: int = 0                 # fine-tune: steps that train only the fresh discriminator
     curated_share: float = 0.0        # most of each batch drawn from curated faces (see batch_weights)
     curated_half: int = 20            # curated faces at which they get half of curated_share
-    lr: float | None = None           # Adam learning rate of G and D; default: the preset's
+    lr: float | None = None           # Adam learning rate of G; default: the preset's
+    lr_d: float | None = None         # of D; default: the preset's (face-gan: 4x G's, the two time-scale rule)
 
 
 class Objective(Protocol):
@@ -62,6 +63,7 @@ class Objective(Protocol):
 
     batch: int
     lr: float
+    lr_d: float
     betas: tuple[float, float]
     ema: bool  # export an EMA of the generator's weights (else the raw generator)
     config: acgan.ACGANConfig | seed_acgan.SeedACGANConfig
@@ -76,7 +78,7 @@ class Objective(Protocol):
 class DefaultObjective:
     """The transposed-conv ACGAN of generator/models/acgan.py: hinge + projection + auxiliary classifiers."""
 
-    batch, lr, betas, ema = 64, 2e-4, (0.5, 0.999), True
+    batch, lr, lr_d, betas, ema = 64, 2e-4, 2e-4, (0.5, 0.999), True
     model = acgan
 
     def __init__(self, opts: TrainOptions):
@@ -111,7 +113,7 @@ class FaceGANObjective(DefaultObjective):
     """The residual face GAN of generator/models/face_gan.py, with DiffAugment (the set is small for a GAN)
     and Adam's beta1 at 0, as BigGAN and SNGAN train residual hinge GANs."""
 
-    betas = (0.0, 0.99)
+    lr, lr_d, betas = 1e-4, 4e-4, (0.0, 0.999)  # one D step per G step needs a faster D (TTUR, as SAGAN/BigGAN)
     model = face_gan
 
     def augment(self, images: torch.Tensor) -> torch.Tensor:
@@ -119,7 +121,7 @@ class FaceGANObjective(DefaultObjective):
 
 
 class SeedObjective:
-    batch, lr, betas, ema = 128, 2e-4, (0.5, 0.999), False  # the original exported its raw generator
+    batch, lr, lr_d, betas, ema = 128, 2e-4, 2e-4, (0.5, 0.999), False  # the original exported its raw generator
 
     def __init__(self, opts: TrainOptions):
         self.config = seed_acgan.SeedACGANConfig()
@@ -217,9 +219,8 @@ def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = Tru
     G = objective.G.to(device, memory_format=torch.channels_last)
     D = objective.D.to(device, memory_format=torch.channels_last)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    lr = opts.lr or objective.lr
-    opt_g = torch.optim.Adam(G.parameters(), lr, betas=objective.betas)
-    opt_d = torch.optim.Adam(D.parameters(), lr, betas=objective.betas)
+    opt_g = torch.optim.Adam(G.parameters(), opts.lr or objective.lr, betas=objective.betas)
+    opt_d = torch.optim.Adam(D.parameters(), opts.lr_d or opts.lr or objective.lr_d, betas=objective.betas)
     batch = opts.batch or objective.batch
     z_dim = objective.config.z_dim
     ema_beta = 0.5 ** (batch / EMA_HALF_LIFE_IMAGES) if objective.ema else 0.0
