@@ -294,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--clock", choices=["wall", "cpu"], help="count --minutes as wall or process CPU time")
     train.add_argument("--g-cls-weight", dest="g_cls_weight", type=float,
                        help="default preset: weight of G's colour-classification loss (lower = more varied faces)")
+    train.add_argument("--lr", type=float, help="acgan: G's Adam learning rate (default: the preset's)")
+    train.add_argument("--lr-d", dest="lr_d", type=float, help="acgan: D's Adam learning rate (default: the preset's)")
     train.add_argument("--snapshot-every", dest="snapshot_every", type=int)
     train.add_argument("--sample-every", dest="sample_every", type=int)
     train.add_argument("--epochs", type=int, help="tagger: passes over the train split")
