@@ -26,7 +26,7 @@ from bot.commands import COMMANDS, SLOW, WITH_UPLOAD, CommandError, parse
 from bot.config import TelegramConfig
 from bot.core import ACTION_ID, VOTE_ID, Buttons, Core, Reply, Rows, Upload, Who
 from generator.sketch_input import SketchRejected
-from bot.telegram_rate_limiter import PriorityRateLimiter
+from bot.telegram_rate_limiter import NOTICE, PriorityRateLimiter, ranked
 
 if TYPE_CHECKING:
     from bot.retraining import RunOutcome
@@ -110,11 +110,9 @@ class TelegramAdapter:
             await self._send(message, await self.core.handle(who, command))
             return
 
-        async def on_queued(position: int) -> None:
-            await message.reply_text(f"⏳ You're number {position} in the queue — your picture is coming.")
         upload = _upload(message) if isinstance(command, WITH_UPLOAD) else None
         async with _uploading(message):
-            reply = await self.core.handle(who, command, on_queued, upload)
+            reply = await self.core.handle(who, command, partial(queue_notice, message), upload)
         await self._send(message, reply)
 
     async def on_vote(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -199,6 +197,13 @@ class TelegramAdapter:
         else:
             await message.reply_photo(reply.files[0].data, caption=caption, reply_markup=markup,
                                       filename=reply.files[0].filename)
+
+
+async def queue_notice(message: Message, position: int) -> None:
+    """Tell who sent ``message`` that others are ahead of their picture; in a burst there are many such notices,
+    so they wait behind answers to other commands (see ``bot.telegram_rate_limiter``)."""
+    with ranked(NOTICE):
+        await message.reply_text(f"⏳ You're number {position} in the queue — your picture is coming.")
 
 
 def _upload(message: Message) -> Upload | None:

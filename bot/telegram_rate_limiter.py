@@ -5,8 +5,11 @@ group. python-telegram-bot's ``AIORateLimiter`` enforces them first come, first
 served, so in a burst of pictures a ``/help`` or a vote's refreshed buttons wait
 seconds behind every photo queued before them. This limiter enforces the same
 limits but lets waiting requests through by priority: text answers and button
-updates, then pictures, then "sending a photo…" chat actions, which are merely
-cosmetic and are dropped rather than queued when the budget is spent.
+updates, then notices about pictures still being drawn ("you're number 5 in the
+queue", marked with ``ranked(NOTICE)``: a burst of 200 pictures brings over a
+hundred, 4 s of the budget, which an answer must not wait behind), then pictures,
+then "sending a photo…" chat actions, which are merely cosmetic and are dropped
+rather than queued when the budget is spent.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import heapq
 import itertools
 import logging
 import time
-from typing import Any, Callable, Coroutine
+from contextvars import ContextVar
+from typing import Any, Callable, Coroutine, Iterator
 
 from telegram.constants import FloodLimit
 from telegram.error import RetryAfter
@@ -25,11 +29,23 @@ from telegram.ext import BaseRateLimiter
 
 log = logging.getLogger(__name__)
 
-TEXT, MEDIA, ACTION = 0, 1, 2  # priorities: lower goes first
+TEXT, NOTICE, MEDIA, ACTION = 0, 1, 2, 3  # priorities: lower goes first
 PRIORITY = {"sendMessage": TEXT, "editMessageText": TEXT, "editMessageReplyMarkup": TEXT,
             "editMessageCaption": TEXT, "sendChatAction": ACTION}  # anything else with a chat_id: MEDIA
+_ranked: ContextVar[int | None] = ContextVar("telegram_request_priority", default=None)
 
 JSON = bool | dict[str, Any] | list[dict[str, Any]]
+
+
+@contextlib.contextmanager
+def ranked(priority: int) -> Iterator[None]:
+    """Serve the requests made inside at ``priority`` rather than their endpoint's: python-telegram-bot's
+    shortcuts (``message.reply_text``) cannot pass ``rate_limit_args``, but run in the caller's context."""
+    token = _ranked.set(priority)
+    try:
+        yield
+    finally:
+        _ranked.reset(token)
 
 
 class PriorityBucket:
@@ -139,7 +155,9 @@ class PriorityRateLimiter(BaseRateLimiter[int]):
         with contextlib.suppress(ValueError, TypeError):
             chat_id = int(chat_id)
         group = chat_id if isinstance(chat_id, str) or chat_id < 0 else None  # groups and channels
-        priority = PRIORITY.get(endpoint, MEDIA)
+        priority = _ranked.get()
+        if priority is None:
+            priority = PRIORITY.get(endpoint, MEDIA)
         if priority == ACTION:
             if not self._overall.try_take(ACTION):
                 return True  # a status hint is not worth a message slot others are waiting for
