@@ -131,12 +131,14 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button], template=VOTE_ID):
         return cls(int(match.group(1)), match.group(2) == "up", item.label or "")
 
     async def callback(self, interaction: discord.Interaction) -> None:
+        """New counts on the picture for everyone, and the core's notice for the voter alone."""
         bot: MoeBot = interaction.client  # type: ignore[assignment]
         result = await bot.core.vote(who_of(interaction), self.custom_id)
         if result.buttons is None:
             await interaction.response.send_message(result.notice, ephemeral=True)
         else:
             await interaction.response.edit_message(view=vote_view(result.buttons))
+            await interaction.followup.send(result.notice, ephemeral=True)
 
 
 class ActionButton(discord.ui.DynamicItem[discord.ui.Button], template=ACTION_ID):

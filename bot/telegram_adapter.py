@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, AsyncIterator
 
 from telegram import (Bot, BotCommand, Document, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message,
                       PhotoSize, Update)
-from telegram.constants import ChatAction
+from telegram.constants import CallbackQueryLimit, ChatAction, MessageLimit
 from telegram.error import TelegramError
 from telegram.ext import (Application, CallbackQueryHandler, CommandHandler, ContextTypes,
                           MessageHandler, filters)
@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CAPTION_LIMIT = 1024  # Telegram's limit for photo captions
+CAPTION_LIMIT = MessageLimit.CAPTION_LENGTH  # 1,024 characters
+TOAST_LIMIT = CallbackQueryLimit.ANSWER_CALLBACK_QUERY_TEXT_LENGTH  # 200
+SORRY = "Sorry, that failed on my side. Please try again."
 # a picture sent with /sketch or /submit as its caption
 UPLOAD_CAPTION = re.compile(r"^/(?:sketch|submit)(@\w+)?(\s|$)", re.IGNORECASE)
 
@@ -116,11 +118,13 @@ class TelegramAdapter:
         await self._send(message, reply)
 
     async def on_vote(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Record the vote, then answer the query once with the core's notice (the toast only the voter sees:
+        a query can be answered only once, so an early empty answer would throw the notice away)."""
         query = update.callback_query
-        await query.answer()
         user = query.from_user
         chat_id = str(query.message.chat.id) if query.message else ""
         result = await self.core.vote(Who("telegram", str(user.id), user.full_name, chat_id), query.data or "")
+        await query.answer(result.notice[:TOAST_LIMIT])
         await query.edit_message_reply_markup(keyboard(result.buttons) if result.buttons else None)
 
     async def on_press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -131,7 +135,7 @@ class TelegramAdapter:
         message = query.message if isinstance(query.message, Message) else None
         who = Who("telegram", str(user.id), user.full_name, str(message.chat.id) if message else "")
         result = await self.core.press(who, query.data or "")
-        await query.answer(result.notice[:200])
+        await query.answer(result.notice[:TOAST_LIMIT])
         if result.reply is not None and message is not None:
             await self._send(message, result.reply)
         if message is None or (result.text is None and result.rows is None):
@@ -159,11 +163,15 @@ class TelegramAdapter:
                 log.warning("could not tell admin telegram:%s about run %s", admin, outcome.version, exc_info=True)
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Log, and tell the user something failed; never a traceback in chat."""
+        """Log, and tell the user something failed (a button's presser in a toast); never a traceback in chat."""
         log.error("telegram update failed", exc_info=context.error)
-        if isinstance(update, Update) and update.effective_message and not update.callback_query:
-            with contextlib.suppress(TelegramError):
-                await update.effective_message.reply_text("Sorry, that failed on my side. Please try again.")
+        if not isinstance(update, Update):
+            return
+        with contextlib.suppress(TelegramError):  # also a query answered before the failure: it stays answered
+            if update.callback_query:
+                await update.callback_query.answer(SORRY)
+            elif update.effective_message:
+                await update.effective_message.reply_text(SORRY)
 
     async def _send(self, message: Message, reply: Reply) -> None:
         """Answer ``message`` with the reply, then with each of its further messages."""

@@ -70,6 +70,8 @@ def test_waifu_vote_and_restart(tmp_path, server):
             update = (await server.wait_for("POST", callback_of(server, press)))[0]
             assert update.json["type"] == UPDATE
             assert buttons_of(update) == [("👍 1", up_id), ("👎 0", down_id)]
+            toast = (await server.wait_for("POST", f"webhooks/{APP_ID}/{press['token']}"))[0]
+            assert toast.json["content"] == "You voted 👍" and toast.json["flags"] == EPHEMERAL
             await stopped(bot)
 
             bot = await running_bot(server, tmp_path)  # restart: the old message's buttons still work
@@ -77,6 +79,12 @@ def test_waifu_vote_and_restart(tmp_path, server):
             bot._connection.parse_interaction_create(press)
             update = (await server.wait_for("POST", callback_of(server, press)))[0]
             assert buttons_of(update) == [("👍 1", up_id), ("👎 1", down_id)]
+            toast = (await server.wait_for("POST", f"webhooks/{APP_ID}/{press['token']}"))[0]
+            assert toast.json["content"] == "You voted 👎" and toast.json["flags"] == EPHEMERAL
+            again = server.button(down_id, message, user_id=2)  # the same vote again withdraws it
+            bot._connection.parse_interaction_create(again)
+            toast = (await server.wait_for("POST", f"webhooks/{APP_ID}/{again['token']}"))[0]
+            assert toast.json["content"] == "Vote withdrawn" and toast.json["flags"] == EPHEMERAL
             stale = server.message({"components": [{"type": 1, "components": [
                 {"type": 2, "style": 1, "label": "👍 3", "custom_id": "vote:99999:up"}]}]}, {})
             gone = server.button("vote:99999:up", stale, user_id=2)  # a picture this database never had

@@ -2,6 +2,7 @@
 
 import asyncio
 import io
+import sqlite3
 
 from PIL import Image
 
@@ -52,6 +53,7 @@ def test_waifu_vote_restart_and_typo(tmp_path):
             query = await server.press(sent, up_id, user_id=1)
             answered = await server.wait_for("answerCallbackQuery")
             assert answered[0].params["callback_query_id"] == query
+            assert answered[0].params["text"] == "You voted 👍"  # the voter's toast
             edit = (await server.wait_for("editMessageReplyMarkup"))[0]
             assert keyboard_of(edit)[0][0] == ("👍 1", up_id) and edit.params["message_id"] == 5000
             await stopped(app, core)
@@ -63,7 +65,8 @@ def test_waifu_vote_restart_and_typo(tmp_path):
             await server.press(sent, up_id, user_id=1)  # Alice withdraws her 👍
             edit = (await server.wait_for("editMessageReplyMarkup", count=3))[-1]
             assert [label for label, _ in keyboard_of(edit)[0]] == ["👍 0", "👎 1"]
-            assert len(server.of("answerCallbackQuery")) == 3
+            assert [c.params["text"] for c in server.of("answerCallbackQuery")] == \
+                ["You voted 👍", "You voted 👎", "Vote withdrawn"]  # each press answered once, with its toast
 
             await server.send_command("/waifu pnk", user_id=3)
             text = (await server.wait_for("sendMessage"))[-1]
@@ -122,3 +125,24 @@ def test_groups_info_commands_gif_and_cooldown(tmp_path):
         finally:
             await server.stop()
     asyncio.run(asyncio.wait_for(go(), 60))
+
+
+def test_a_vote_that_fails_still_answers_the_voter(tmp_path):
+    """A vote the database cannot record gets a toast that says so, not a button that spins until it times out."""
+    async def go():
+        server = FakeTelegram()
+        await server.start()
+        try:
+            app, core = await running_bot(server, tmp_path)
+            await server.send_command("/waifu", user_id=1)
+            up_id = keyboard_of((await server.wait_for("sendPhoto"))[0])[0][0][1]
+            with sqlite3.connect(tmp_path / "moebot.db") as db:
+                db.execute("DROP TABLE votes")  # as good as a full disk for the vote's transaction
+            sent = {"message_id": 5000, "date": 0, "chat": {"id": 1, "type": "private"}, "text": ""}
+            await server.press(sent, up_id, user_id=1)
+            answer = (await server.wait_for("answerCallbackQuery"))[0]
+            await stopped(app, core)
+            return answer.params.get("text", "")
+        finally:
+            await server.stop()
+    assert asyncio.run(asyncio.wait_for(go(), 60)).startswith("Sorry")
