@@ -74,6 +74,27 @@ async def stop(app: Application) -> None:
     await app.shutdown()
 
 
+def caption_of(text: str) -> str | None:
+    """``text`` as a picture's caption; None when it is too long for one and must be sent as text."""
+    return text if len(text) <= CAPTION_LIMIT else None
+
+
+def split_text(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
+    """``text`` in as few messages of at most ``limit`` characters as it takes, cut between lines (a longer line
+    is cut where the limit falls)."""
+    parts: list[str] = []
+    current: str | None = None
+    for line in text.split("\n"):
+        for piece in [line[i:i + limit] for i in range(0, len(line), limit)] or [""]:
+            if current is not None and len(current) + 1 + len(piece) <= limit:
+                current += "\n" + piece
+            else:
+                if current is not None:
+                    parts.append(current)
+                current = piece
+    return [*parts, current or ""]
+
+
 def keyboard(buttons: Buttons) -> InlineKeyboardMarkup:
     return rows_markup(((*buttons.labelled(),),))
 
@@ -154,11 +175,13 @@ class TelegramAdapter:
         reply = await self.core.run_report(outcome)
         for admin in self.core.admin_ids("telegram"):
             try:
+                caption = caption_of(reply.text)
+                if caption is None or not reply.files:  # as _send_one: a text too long for a caption first
+                    for part in split_text(reply.text):
+                        await bot.send_message(int(admin), part)
                 if reply.files:
-                    await bot.send_photo(int(admin), reply.files[0].data, caption=reply.text[:CAPTION_LIMIT],
+                    await bot.send_photo(int(admin), reply.files[0].data, caption=caption,
                                          filename=reply.files[0].filename)
-                else:
-                    await bot.send_message(int(admin), reply.text)
             except (TelegramError, ValueError):
                 log.warning("could not tell admin telegram:%s about run %s", admin, outcome.version, exc_info=True)
 
@@ -180,19 +203,25 @@ class TelegramAdapter:
             await self._send_one(message, extra)
 
     async def _send_one(self, message: Message, reply: Reply) -> None:
+        """The reply's pictures with its text as their caption; a text too long for a caption (/models with many
+        versions) comes first on its own, in as many messages as it takes."""
         markup = reply_markup(reply)
-        caption = reply.text[:CAPTION_LIMIT]
+        caption = caption_of(reply.text)
+        stills = [f for f in reply.files if not f.filename.endswith(".gif")]
+        if not reply.files or caption is None or (len(reply.files) > 1 and not stills):  # /top of GIFs: no album
+            *parts, last = split_text(reply.text)
+            for part in parts:
+                await message.reply_text(part)
+            await message.reply_text(last, reply_markup=None if reply.files else markup)
+            caption = None
         if not reply.files:
-            await message.reply_text(reply.text, reply_markup=markup)
-        elif len(reply.files) > 1:  # /top: an album of the stills (albums cannot hold GIFs), then each GIF
-            stills = [f for f in reply.files if not f.filename.endswith(".gif")]
+            return
+        if len(reply.files) > 1:  # /top: an album of the stills (albums cannot hold GIFs), then each GIF
             if len(stills) > 1:
                 await message.reply_media_group([InputMediaPhoto(f.data, caption=caption if i == 0 else None)
                                                  for i, f in enumerate(stills)])
             elif stills:
                 await message.reply_photo(stills[0].data, caption=caption, filename=stills[0].filename)
-            else:
-                await message.reply_text(reply.text)
             for f in reply.files:
                 if f.filename.endswith(".gif"):
                     await message.reply_animation(f.data, filename=f.filename)
