@@ -112,3 +112,15 @@ def test_a_packed_run_resumes_where_it_stopped_on_another_machine(face_data_dir,
     training_loop(_opts(face_data_dir, moved, preset="face-gan", steps=3), resume=True, progress=False)
     assert [s["step"] for s in _stats(moved)] == [1, 2, 3]
     assert json.loads((moved / "options.json").read_text())["preset"] == "face-gan"
+
+
+def test_a_fine_tune_takes_the_preset_and_widths_of_the_weights_it_starts_from(face_data_dir, tmp_path):
+    first = tmp_path / "first"
+    training_loop(_opts(face_data_dir, first, preset="face-gan", steps=1, g_ch=6, d_ch=5), progress=False)
+    tune = tmp_path / "tune"  # the retrainer names no preset or widths: the parent's file says them
+    out = training_loop(TrainOptions(data=str(face_data_dir), run=str(tune), steps=1, batch=8, threads=1,
+                                     init=str(first / "generator.safetensors"),
+                                     init_d=str(first / "discriminator.safetensors")), progress=False)
+    config = read_metadata(out)["config"]
+    assert (config["arch"], config["g_ch"], config["d_ch"]) == ("face-gan", 6, 5)
+    assert json.loads((tune / "options.json").read_text())["preset"] == "face-gan"

@@ -150,6 +150,7 @@ class SeedObjective:
 
 PRESETS: dict[str, Callable[[TrainOptions], Objective]] = {
     "default": DefaultObjective, "face-gan": FaceGANObjective, "seed-acgan": SeedObjective}
+PRESET_OF_ARCH = {"acgan": "default", "face-gan": "face-gan", "seed-acgan": "seed-acgan"}
 EMA_HALF_LIFE_IMAGES = 10_000
 
 
@@ -207,8 +208,10 @@ def standing_stats(G: nn.Module, z_dim: int, device: torch.device, batches: int 
 
 def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = True) -> Path:
     """Train until ``opts.steps`` or ``opts.minutes`` (totals across resumes); return the exported generator."""
-    if opts.init:  # the network must match the weights it starts from
-        opts.g_ch = read_metadata(opts.init)["config"].get("g_ch", opts.g_ch)
+    if opts.init:  # the networks must match the weights they start from: their preset and widths
+        config = read_metadata(opts.init)["config"]
+        opts.preset = PRESET_OF_ARCH.get(config["arch"], opts.preset)
+        opts.g_ch, opts.d_ch = config.get("g_ch", opts.g_ch), config.get("d_ch", opts.d_ch)
     run, resume_state, device = open_run(opts, resume)
     objective = PRESETS[opts.preset](opts)
     if resume_state is None:
