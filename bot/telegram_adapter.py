@@ -1,7 +1,7 @@
 """Telegram (python-telegram-bot 22): commands and vote buttons translated to Core calls and back.
 
-Long polling, concurrent updates and Telegram's flood limits with short answers first
-(``PriorityRateLimiter``); the only state a
+Long polling, concurrent updates, Telegram's flood limits with short answers first
+(``PriorityRateLimiter``) and their own connections (``SplitRequest``); the only state a
 button needs is its ``callback_data`` (``vote:<picture id>:up``) and the database,
 so buttons keep working after a restart.
 """
@@ -26,6 +26,7 @@ from bot.commands import COMMANDS, SLOW, WITH_UPLOAD, CommandError, parse
 from bot.config import TelegramConfig
 from bot.core import ACTION_ID, VOTE_ID, Buttons, Core, Reply, Rows, Upload, Who
 from generator.sketch_input import SketchRejected
+from bot.telegram_http import SplitRequest
 from bot.telegram_rate_limiter import NOTICE, PriorityRateLimiter, ranked
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ UPLOAD_CAPTION = re.compile(r"^/(?:sketch|submit)(@\w+)?(\s|$)", re.IGNORECASE)
 def build_application(core: Core, cfg: TelegramConfig, token: str) -> Application:
     """An Application with one handler per command and one for vote buttons."""
     app = (Application.builder().token(token).base_url(cfg.base_url).base_file_url(cfg.base_file_url)
-           .rate_limiter(PriorityRateLimiter()).concurrent_updates(True).build())
+           .request(SplitRequest()).rate_limiter(PriorityRateLimiter()).concurrent_updates(True).build())
     adapter = TelegramAdapter(core, cfg)
     for name in (*COMMANDS, "start"):
         app.add_handler(CommandHandler(name, adapter.on_command))

@@ -12,6 +12,7 @@ from telegram.error import RetryAfter
 from telegram.ext import ExtBot
 
 from bot.telegram_adapter import queue_notice
+from bot.telegram_http import SplitRequest
 from bot.telegram_rate_limiter import MEDIA, TEXT, PriorityBucket, PriorityRateLimiter
 from fakes.telegram_server import FakeTelegram
 
@@ -189,3 +190,43 @@ def test_requests_to_the_bot_api_search_for_no_module():
             await server.stop()
         return lookups.names
     assert asyncio.run(go()) == []
+
+
+def test_an_answer_does_not_wait_for_a_connection_that_uploads_hold():
+    """Two uploads hold both connections a pool of two allows, their answers delayed by the Bot API; a text
+    answer still reaches it at once, through a connection of its own."""
+    async def go():
+        server = FakeTelegram()
+        await server.start()
+        png = io.BytesIO()
+        Image.new("RGB", (8, 8), "pink").save(png, "PNG")
+        bot = ExtBot("1:POOL", base_url=server.base_url, request=SplitRequest(pool_size=2))
+        photos: list[asyncio.Task] = []
+        try:
+            await bot.initialize()
+            server.hold("sendPhoto")
+            photos += [asyncio.create_task(bot.send_photo(-100 - i, png.getvalue())) for i in range(2)]
+            await server.wait_for("sendPhoto", count=2)
+            await asyncio.wait_for(bot.send_message(1, "help text"), 5)  # one shared pool: a pool timeout after 1 s
+            answered_first = not any(p.done() for p in photos)
+        finally:
+            server.release()
+            await asyncio.gather(*photos, return_exceptions=True)
+            await bot.shutdown()
+            await server.stop()
+        return answered_first
+    assert asyncio.run(go())
+
+
+def test_the_bot_sends_answers_and_pictures_through_their_own_pools(tmp_path):
+    from bot.config import TelegramConfig
+    from bot.telegram_adapter import build_application
+    from fakes.bot_parts import closed, make_core
+
+    async def go():
+        core = await make_core(tmp_path)
+        try:
+            return build_application(core, TelegramConfig(), "1:WIRED").bot.request
+        finally:
+            await closed(core)
+    assert isinstance(asyncio.run(go()), SplitRequest)

@@ -49,6 +49,8 @@ class FakeTelegram:
         self._ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self.files: dict[str, bytes] = {}  # file_id -> the bytes a user sent
+        self._held: set[str] = set()  # methods whose calls are recorded but not answered until release()
+        self._release = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -132,6 +134,15 @@ class FakeTelegram:
             return self.of(*methods)
         return await asyncio.wait_for(enough(), timeout)
 
+    def hold(self, *methods: str) -> None:
+        """Keep the bot's calls to ``methods`` waiting for their answers (a slow upload) until ``release()``."""
+        self._held.update(methods)
+        self._release.clear()
+
+    def release(self) -> None:
+        self._held.clear()
+        self._release.set()
+
     # --- the Bot API ---------------------------------------------------------------------------
 
     async def _push(self, update: dict) -> None:
@@ -150,6 +161,8 @@ class FakeTelegram:
         async with self._changed:
             self.calls.append(call)
             self._changed.notify_all()
+        if method in self._held:
+            await self._release.wait()
         if method == "getMe":
             return _ok(BOT_USER)
         if method in ("deleteWebhook", "setMyCommands", "sendChatAction", "answerCallbackQuery"):
