@@ -270,12 +270,20 @@ def _otsu(a: np.ndarray, bins: int = 256) -> float:
 
 def _crop(ink: np.ndarray) -> np.ndarray:
     """The drawing's bounding box with a margin, stray specks at the edges left out."""
+    top, bottom, left, right = drawing_box(ink)
+    return ink[top:bottom, left:right]
+
+
+def drawing_box(ink: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right), ends exclusive: the part of a boolean ink mask that becomes the sketch (the
+    drawing's bounding box with a margin, stray specks at the edges left out); it is then padded to a centred
+    square and shrunk to SIZE. Public so that drawings made in code can map their own coordinates the same way."""
     ys, xs = np.nonzero(ink)
     y0, y1 = np.percentile(ys, [0.2, 99.8]).round().astype(int)
     x0, x1 = np.percentile(xs, [0.2, 99.8]).round().astype(int)
     pad = int(np.ceil(MARGIN * max(y1 - y0 + 1, x1 - x0 + 1)))
     h, w = ink.shape
-    return ink[max(0, y0 - pad):min(h, y1 + 1 + pad), max(0, x0 - pad):min(w, x1 + 1 + pad)]
+    return max(0, y0 - pad), min(h, y1 + 1 + pad), max(0, x0 - pad), min(w, x1 + 1 + pad)
 
 
 def _square(ink: np.ndarray) -> np.ndarray:

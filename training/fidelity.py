@@ -96,15 +96,26 @@ class Fidelity:
                 f"{self.n_fake} generated vs {self.n_real} held-out real faces")
 
 
+def evenly_spaced(images: torch.Tensor, n: int) -> torch.Tensor:
+    """``n`` of ``images`` in a fixed order, evenly spaced: a repeatable real set whose features can be cached."""
+    return images[torch.linspace(0, len(images) - 1, n).long()]
+
+
+def real_features(heldout_u8: torch.Tensor, train_u8: torch.Tensor, cache_dir: Path, n_real: int,
+                  progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Inception features of ``n_real`` held-out faces (the reference) and of as many training faces (scored
+    against the reference, they give the floor). The real sets are taken in a fixed order (evenly spaced), so
+    the figures are repeatable and their features cached."""
+    n = min(n_real, len(heldout_u8), len(train_u8))
+    return (cached_features(evenly_spaced(heldout_u8, n), cache_dir, progress),
+            cached_features(evenly_spaced(train_u8, n), cache_dir, progress))
+
+
 def fidelity(fake_u8: torch.Tensor, heldout_u8: torch.Tensor, train_u8: torch.Tensor, cache_dir: Path,
              n_real: int = 2000, progress: bool = False) -> Fidelity:
     """FID and KID of generated faces against ``n_real`` held-out faces, and the floor: those held-out faces
-    against as many training faces. The real sets are taken in a fixed order (evenly spaced), so the figures
-    are repeatable and their features cached."""
-    n = min(n_real, len(heldout_u8), len(train_u8))
-    pick = lambda images: images[torch.linspace(0, len(images) - 1, n).long()]  # noqa: E731
-    real = cached_features(pick(heldout_u8), cache_dir, progress)
-    other = cached_features(pick(train_u8), cache_dir, progress)
+    against as many training faces."""
+    real, other = real_features(heldout_u8, train_u8, cache_dir, n_real, progress)
     fake = inception_features(fake_u8, progress, desc="inception (generated)")
     return Fidelity(frechet_distance(fake, real), kid(fake, real), frechet_distance(other, real), kid(other, real),
-                    len(fake), n)
+                    len(fake), len(real))

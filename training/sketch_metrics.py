@@ -19,6 +19,25 @@ held-out faces (training/sketch_data.py). Each is converted twice:
   that, in a corner); this figure only counts colour where eyes are.
 
 Latents and tags come from ``seed``, so a weights file always gets the same figures.
+
+The fidelity yardstick (``fidelity_yardstick``) asks whether the outputs look like anime faces at all, and
+whether they keep the drawing's layout without copying its strokes. Two sets of n sketches: held-out
+doodles and rough mouse drawings (training/rough_drawings.py), each converted with a seeded random colour
+pair, next to the face generator's faces for the same colour pairs (colours matched, same n):
+
+- ``kid``: KID x1000 on Inception features (training/fidelity.py) against n held-out real faces, beside the
+  floor: as many training faces against the same held-out ones (Inception FID is left out: at a few hundred
+  samples its 2048-dim covariance is rank-deficient and its bias swamps the differences); ``fd``: the
+  classifier Fréchet distance above, against all real held-out faces (floor: n training faces);
+- ``eyes_placed``: how often an output has more edge (colour gradient) in discs round the eyes its own
+  drawing put down than round another drawing's eyes, over all ordered pairs of drawings. A face painted
+  where the drawing asked scores near 1; a model that ignores the drawing scores 0.5 (a constant face
+  exactly 0.5). ``face_placed``: the same along the lower half of the drawn head (cheeks and chin). Rough
+  drawings only: they record where they put the face and eyes; doodles do not;
+- ``copies``: the mean correlation between a drawing's edge map and its output's, 1 for a model that
+  returns the drawing; ``copies_chance``: the same against other drawings' outputs, what a face that ignores
+  the drawing gets. A head ring left in the output raises ``copies``; a good conversion keeps the layout
+  (high ``*_placed``) with ``copies`` well under 1.
 """
 
 from __future__ import annotations
@@ -35,13 +54,17 @@ from generator.models.tagger import Tagger
 from generator.tags import N_EYE, N_HAIR
 from generator.weights import BUNDLED_SKETCH, BUNDLED_TAGGER, load_module
 from training.dataset import FaceDataset
+from training.fidelity import evenly_spaced, inception_features, kid, real_features
 from training.metrics import BATCH, classify, frechet_distance
-from training.sketch_data import DoodleSet, heldout_faces, line_art
+from training.rough_drawings import RoughSet
+from training.sketch_data import DoodleSet, colour_edges, heldout_faces, line_art
 
 SETS = ("doodle", "line")
 # rows and columns (end exclusive) that hold both eyes of the aligned 64x64 faces: the crude line art of the
 # held-out faces has its eye strokes in rows 16-34 and columns 13-24 and 38-50
 EYE_WINDOW = (slice(12, 40), slice(8, 56))
+EYE_RADIUS = 4.0     # px round a drawn eye's centre in which the output's eye should be (its eyes are ~8 px wide)
+OUTLINE_BAND = 2.0   # px either side of the drawn head's outline
 
 
 def eye_window(images: torch.Tensor) -> torch.Tensor:
@@ -62,6 +85,77 @@ def convert(G: nn.Module, sketches: torch.Tensor, hair: torch.Tensor, eye: torch
         cond = tag_condition(hair[i:i + BATCH], eye[i:i + BATCH], N_HAIR, N_EYE)
         out.append(to_uint8(G(sketches[i:i + BATCH].to(device), z[i:i + BATCH].to(device), cond.to(device))))
     return torch.cat(out)
+
+
+@torch.no_grad()
+def faces_for_tags(G_face: nn.Module, hair: torch.Tensor, eye: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """uint8 faces of the face generator for the given tags and latents, in batches: the colour-matched
+    reference the sketch outputs are compared with."""
+    G_face.eval()
+    return torch.cat([to_uint8(G_face(z[i:i + BATCH], tag_condition(hair[i:i + BATCH], eye[i:i + BATCH])))
+                      for i in range(0, len(hair), BATCH)])
+
+
+def edge_maps(images: torch.Tensor) -> torch.Tensor:
+    """(N, 64 * 64) colour edge strength of uint8 faces (N, 3, 64, 64) or float sketches (N, 1, 64, 64)."""
+    x = FaceDataset.to_float(images) if images.dtype == torch.uint8 else images.float()
+    return colour_edges(x).flatten(1)
+
+
+def _off_diagonal(m: torch.Tensor) -> torch.Tensor:
+    return m[~torch.eye(len(m), dtype=torch.bool)]
+
+
+def stroke_copying(sketches: torch.Tensor, faces: torch.Tensor) -> tuple[float, float]:
+    """(copies, chance): the mean correlation of each drawing's edge map with its output's, and with the other
+    drawings' outputs (n >= 2)."""
+    a, b = (e - e.mean(1, keepdim=True) for e in (edge_maps(sketches), edge_maps(faces)))
+    a, b = (e / e.norm(dim=1, keepdim=True).clamp_min(1e-8) for e in (a, b))
+    corr = a @ b.T
+    return float(corr.diagonal().mean()), float(_off_diagonal(corr).mean())
+
+
+def placement(faces: torch.Tensor, masks: torch.Tensor) -> float:
+    """The share of ordered pairs (i, j), i != j, where output i has more mean edge under its own drawing's mask
+    than under drawing j's (ties count half): 0.5 when the outputs ignore where the drawings put things."""
+    weights = masks.flatten(1).float()
+    under = edge_maps(faces) @ (weights / weights.sum(1, keepdim=True).clamp_min(1e-8)).T  # [i, j]: i under j's
+    own = under.diagonal()[:, None]
+    return float(_off_diagonal((own > under).float() + 0.5 * (own == under).float()).mean())
+
+
+def _grid(size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
+                            indexing="ij")
+    return xs, ys
+
+
+def eye_masks(eyes: torch.Tensor, radius: float = EYE_RADIUS) -> torch.Tensor:
+    """(N, 64, 64) discs of ``radius`` round both eye centres (N, 2, 2) (x, y)."""
+    xs, ys = _grid()
+    d2 = (xs - eyes[:, :, 0, None, None]) ** 2 + (ys - eyes[:, :, 1, None, None]) ** 2  # (N, 2, 64, 64)
+    return (d2 <= radius ** 2).any(1)
+
+
+def outline_masks(faces: torch.Tensor, band: float = OUTLINE_BAND) -> torch.Tensor:
+    """(N, 64, 64) the lower half of the ellipse inscribed in each face box (N, 4) (x0, y0, x1, y1), ``band``
+    px either side: where a face's cheeks and chin meet what is round it."""
+    xs, ys = _grid()
+    x0, y0, x1, y1 = (faces[:, k, None, None] for k in range(4))
+    cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
+    rho = (((xs - cx) / rx) ** 2 + ((ys - cy) / ry) ** 2).sqrt()
+    return ((rho - 1).abs() * torch.minimum(rx, ry) <= band) & (ys >= cy)
+
+
+def layout_figures(sketches: torch.Tensor, faces: torch.Tensor, rough: RoughSet | None = None) -> dict[str, float]:
+    """``copies`` and ``copies_chance`` of outputs ``faces`` for ``sketches``; with the rough drawings' recorded
+    layout, ``eyes_placed`` and ``face_placed`` too."""
+    copies, chance = stroke_copying(sketches, faces)
+    out = {"copies": copies, "copies_chance": chance}
+    if rough is not None:
+        out["eyes_placed"] = placement(faces, eye_masks(rough.eyes))
+        out["face_placed"] = placement(faces, outline_masks(rough.faces))
+    return out
 
 
 @dataclass
@@ -158,3 +252,58 @@ def evaluate_sketch_weights(weights: str | Path | None, data_dir: str | Path, do
                     **load_sketch_evaluator(data_dir, doodles, tagger_path, seed).evaluate(G, seed)}
     result["_table"] = format_table(result)
     return result
+
+
+def fidelity_yardstick(G: nn.Module, G_face: nn.Module, ev: SketchEvaluator, rough: RoughSet,
+                       heldout_u8: torch.Tensor, train_u8: torch.Tensor, cache_dir: Path, n: int = 200,
+                       seed: int = 0, progress: bool = False) -> dict:
+    """The yardstick of the module docstring on the first n held-out doodles (their requested colours) and the
+    first n rough drawings (seeded colour pairs): ``<set>_sketch`` and ``<set>_face`` (the face generator on
+    the same colour pairs) hold each output set's figures, ``real`` the real-vs-real floor at the same n."""
+    n = min(n, len(ev.sketches["doodle"]), len(rough))
+    g = torch.Generator().manual_seed(seed)
+    rough, doodle_hair, doodle_eye = rough.first(n), *(t[:n] for t in ev.tags["doodle"])
+    sets = {"doodle": (ev.sketches["doodle"][:n], doodle_hair, doodle_eye, None),
+            "rough": (rough.sketches, torch.randint(N_HAIR, (n,), generator=g),
+                      torch.randint(N_EYE, (n,), generator=g), rough)}
+    real_fd = ev.real_features.double().numpy()
+    real, other = real_features(heldout_u8, train_u8, cache_dir, n, progress)
+    result: dict = {"n": n, "n_real_fd": len(real_fd)}
+    for name, (sketches, hair, eye, layout) in sets.items():
+        outputs = {"sketch": convert(G, sketches, hair, eye, torch.randn(n, G.cfg.z_dim, generator=g)),
+                   "face": faces_for_tags(G_face, hair, eye, torch.randn(n, G_face.cfg.z_dim, generator=g))}
+        for who, faces in outputs.items():
+            feats, _, _ = classify(ev.tagger, faces)
+            result[f"{name}_{who}"] = {"kid": kid(inception_features(faces, progress, f"inception ({name}, {who})"),
+                                                  real),
+                                       "fd": frechet_distance(feats.double().numpy(), real_fd),
+                                       **layout_figures(sketches, faces, layout)}
+    train_feats, _, _ = classify(ev.tagger, evenly_spaced(train_u8, n))
+    result["real"] = {"kid": kid(other, real), "fd": frechet_distance(train_feats.double().numpy(), real_fd)}
+    return result
+
+
+def _cell(v: float | None) -> str:
+    if v is None:
+        return f"{'-':>10}"
+    return f"{v:>10.3f}" if abs(v) < 10 else f"{v:>10.1f}"
+
+
+def format_yardstick(result: dict) -> str:
+    """The yardstick as one table: fidelity and layout side by side, for each set the sketch model and the face
+    generator on the same colour pairs, and real faces' floor."""
+    n = result["n"]
+    cols = ("doodle_sketch", "doodle_face", "rough_sketch", "rough_face", "real")
+    lines = [f"fidelity yardstick, n = {n} per set, colours matched: KID against {n} held-out real faces, "
+             f"classifier FD against {result['n_real_fd']:,}",
+             f"{'':36}{'doodles':>20}{'rough drawings':>20}{'real':>10}",
+             f"{'':36}{'sketch':>10}{'face gen':>10}{'sketch':>10}{'face gen':>10}{'floor':>10}"]
+    rows = (("kid", "KID x1000"), ("fd", "classifier FD"),
+            ("eyes_placed", "eyes where drawn (0.5: ignores)"), ("face_placed", "chin where drawn (0.5: ignores)"),
+            ("copies", "copies strokes (edge correlation)"), ("copies_chance", "  same, other drawings' outputs"))
+    for key, label in rows:
+        lines.append(f"{label:36}" + "".join(_cell(result[c].get(key)) for c in cols))
+    ratios = (f"{name} {result[f'{name}_sketch']['kid'] / result[f'{name}_face']['kid']:.2f}"
+              for name in ("doodle", "rough"))
+    lines.append("KID, sketch / face generator: " + ", ".join(ratios))
+    return "\n".join(lines)
