@@ -2,9 +2,9 @@
 
 In a burst of pictures every open connection of a shared pool is busy uploading,
 so an answer (``/help``, a vote's toast and new counts) has to open a new one:
-a DNS lookup on the event loop's thread pool, queued behind the pictures being
-encoded there, then a TCP and TLS handshake (on loopback, with a busy fake Bot
-API, 100–200 ms). With its own pool an answer finds a warm connection, and once
+a DNS lookup on the event loop's default thread pool (shared with the store's
+file writes), then a TCP and TLS handshake (on loopback, with a busy fake Bot
+API, 100–215 ms). With its own pool an answer finds a warm connection, and once
 uploads fill their pool to its limit, answers do not queue for a connection
 behind them either.
 """
