@@ -211,10 +211,7 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
 def cmd_models(args: argparse.Namespace, cfg: Config) -> int:
     import asyncio
 
-    import migrations
     from bot.runner import make_retrainer
-    from generator.active_model import promote_file
-    from training import registry
 
     retrainer = make_retrainer(cfg)
     if args.action == "promote":
@@ -222,20 +219,17 @@ def cmd_models(args: argparse.Namespace, cfg: Config) -> int:
             print("moebot models promote: give the weights FILE", file=sys.stderr)
             return 2
         try:
-            active = promote_file(cfg.storage.data_dir, Path(args.target))
+            active = asyncio.run(retrainer.lifecycle.promote_file(Path(args.target), "moebot models promote",
+                                                                  "promoted by hand (moebot models promote)"))
         except (OSError, ValueError) as e:
             print(f"moebot models promote: refused {args.target}: {e}", file=sys.stderr)
             return 1
-        conn = migrations.connect(cfg.database)
-        try:
-            registry.ensure_active(conn, active.version, active.weights, "promoted by hand (moebot models promote)")
-        finally:
-            conn.close()
-        print(f"active model is now {active.version} ({active.weights}); running bots switch within seconds")
+        print(f"active model is now {active.version} ({active.kind}: {active.weights}); running bots switch within "
+              "seconds")
         return 0
     if args.action == "rollback":
         try:
-            print(asyncio.run(retrainer.rollback(args.target, "moebot models rollback")))
+            print(asyncio.run(retrainer.rollback(args.target, "moebot models rollback", args.kind)))
         except ValueError as e:
             print(f"moebot models rollback: {e}", file=sys.stderr)
             return 1
@@ -243,7 +237,8 @@ def cmd_models(args: argparse.Namespace, cfg: Config) -> int:
     for m in asyncio.run(retrainer.models()):
         figures = ", ".join(f"{k} {m.metrics[k]:.3f}" for k in ("hair_ratio", "eye_ratio", "diversity_ratio", "fd")
                             if k in m.metrics)
-        print(f"{m.version:<22} {m.state:<9} {m.created_at[:16]}  from {m.parent or '-'}  {figures}  {m.reason}")
+        print(f"{m.version:<22} {m.state:<9} {m.kind:<8} {m.created_at[:16]}  from {m.parent or '-'}  {figures}  "
+              f"{m.reason}")
     return 0
 
 
@@ -353,11 +348,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ev.set_defaults(func=cmd_evaluate)
 
-    models = sub.add_parser("models", help="list the generator versions, promote a weights file, or roll back")
+    models = sub.add_parser("models", help="list the model versions of every kind, promote a weights file, or "
+                            "roll back")
     models.add_argument("action", choices=["list", "promote", "rollback"])
+    models.add_argument("--kind", default="face",
+                        help="rollback without a VERSION: the model kind to roll back, face (default), sketch or "
+                             "upscaler")
     models.add_argument("target", nargs="?", metavar="FILE|VERSION",
-                        help="promote: the generator weights (.safetensors) to serve; rollback: the version to "
-                             "serve again (default: the one before the active one)")
+                        help="promote: the weights (.safetensors) to serve, their kind read from the file; rollback: "
+                             "the version to serve again (default: the one of its kind before the active one)")
     models.set_defaults(func=cmd_models)
     retrain = sub.add_parser("retrain", help="fine-tune the active generator on the curated faces now; the gate "
                                              "promotes the result only if it is no worse ([training] in bot.toml)")

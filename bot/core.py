@@ -53,6 +53,9 @@ NO_RETRAINER = "Retraining is not set up here (no [training] in this bot's confi
 ADMINS_ONLY = "Sorry, only the bot's admins can use {}."
 STORAGE_FULL = "I can't save anything right now: the bot's disk is full, and an admin has to make room. " \
                "Please try again later."
+DISK_FULL_NOTICE = "⚠ The bot's disk is full ({}): at {:%Y-%m-%d %H:%M} UTC a write failed; votes, pictures and " \
+                   "uploads fail until there is room. (I say this at most once an hour; /stats shows the last time " \
+                   "it happened.)"
 
 
 def vote_id(picture_id: int, up: bool) -> str:
@@ -208,6 +211,7 @@ class Core:
         if retrainer is not None:
             retrainer.attach(generator)  # a promotion switches this generator before admins are told
         self.storage_full_at: datetime | None = None  # the last write refused for want of space (admins' /stats)
+        self._notices: set[asyncio.Task] = set()  # admin notices on their way
         self._rng = rng or random.SystemRandom()
         self._tagger: Tagger | None = None  # the evaluation classifier, loaded by the first /submit
         self._submitting = asyncio.Lock()  # one submission at a time is checked against the training set
@@ -288,10 +292,16 @@ class Core:
         return VoteResult(notice, Buttons(picture_id, counts.up, counts.down))
 
     def _storage_full(self, error: BaseException) -> str:
-        """Warn the admins (in the log, and in their /stats) that a write failed for want of space; the answer."""
+        """Warn the admins (in the log, their /stats, and a chat notice at most hourly) that a write failed for
+        want of space; the answer."""
         self.storage_full_at = datetime.now(timezone.utc)
         log.error("storage is full, a write failed: %s (votes, pictures and uploads fail until %s has room)",
                   error, self.store.data_dir)
+        if self.retrainer is not None:  # the way admins hear of retraining runs, on every chat platform
+            notice = DISK_FULL_NOTICE.format(self.store.data_dir, self.storage_full_at)
+            task = asyncio.get_running_loop().create_task(self.retrainer.warn_admins("disk-full", notice))
+            self._notices.add(task)
+            task.add_done_callback(self._notices.discard)
         return STORAGE_FULL
 
     def is_admin(self, who: Who) -> bool:
@@ -413,6 +423,7 @@ class Core:
             return Reply("No model versions are recorded yet.")
         lines = ["Model versions, newest first:"]
         lines += [f"{r.version} · {r.state}" + (f" (from {r.parent})" if r.parent else "")
+                  + ("" if r.kind == "face" else f" · {r.kind}")
                   + (f" · {figures(r.metrics)}" if r.metrics else "") + f" · {r.created_at[:16]}"
                   + (f" — {r.reason}" if r.reason else "") for r in records]
         shown = [r for r in records if r.grid is not None and r.grid.exists()][:MODELS_SHOWN]
@@ -447,7 +458,7 @@ class Core:
 
     async def _sketch(self, who: Who, command: Sketch, upload: Upload | None, on_queued: OnQueued | None) -> Reply:
         """Read the upload (a refusal says what is wrong with it), keep it, then paint it like any drawing."""
-        if self.generator.sketch_version is None:
+        if not self.generator.serves("sketch"):
             return Reply("I can't paint drawings right now: no sketch model is loaded. Faces still work: /waifu.",
                          refusal=True)
         if upload is None:
@@ -585,7 +596,7 @@ class Core:
             size = self.display_size
 
             async def faces() -> tuple[Any, str]:
-                drawn = await g.faces([hair] * n, [eye] * n, seeds)
+                drawn = await g.faces([hair] * n, [eye] * n, seeds, size=size)  # upscaled for 128 px and more
                 return drawn.images, drawn.version
 
             def encode(images: Any) -> bytes:

@@ -3,8 +3,8 @@
 The schedule is one job on the bot's APScheduler (python-telegram-bot's own when Telegram runs, so there
 is one scheduler per process). A run is ``python -m training.retrain`` in a child process at nice 10 with
 capped threads, so the bot stays responsive; the child fine-tunes and measures, this side decides: the
-gate (training/gate.py) promotes the candidate through the active-model pointer, which every generator
-service follows without a restart, or rejects it with its figures. A child that dies or is killed leaves
+gate (training/gate.py) promotes the candidate through the model lifecycle (training/lifecycle.py), which
+every generator service follows without a restart, or rejects it with its figures. A child that dies or is killed leaves
 its row 'failed' and the active model serving; the run lock keeps two runs, even of two bot processes,
 from overlapping.
 """
@@ -19,19 +19,20 @@ import os
 import shutil
 import sqlite3
 import sys
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable, Mapping
 
-import migrations
 from bot.config import TrainingConfig
-from generator.active_model import ActiveModel, models_dir, promote_and_serve, read_active
+from generator.active_model import models_dir
+from generator.model_kinds import KINDS, weights_map
 from generator.weights import BUNDLED_DISCRIMINATOR, BUNDLED_GENERATOR, read_metadata, weights_version
-from generator.worker_process import WorkerFailed
 from training import registry
 from training.dataset import tagged_rows
 from training.gate import judge
+from training.lifecycle import Lifecycle
 from training.registry import ModelRecord
 from training.retrain import BUSY, RetrainOptions, RunBusy, lock_is_free, run_lock
 
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RunOutcome:
+    """How a run ended, as admins are told; a notice that is not about a run (a full disk) travels the same
+    way, its ``version`` naming what it is about."""
+
     version: str
     promoted: bool
     reason: str
@@ -54,15 +58,19 @@ Subscriber = Callable[[RunOutcome], Awaitable[None]]
 
 
 class Retrainer:
-    def __init__(self, cfg: TrainingConfig, data_dir: Path, database: Path, default_weights: Path,
-                 ray_address: str | None = None):
+    def __init__(self, cfg: TrainingConfig, data_dir: Path, database: Path,
+                 default_weights: Path | Mapping[str, Path | None], ray_address: str | None = None):
+        """``default_weights``: what serves while nothing was promoted, the face generator's file or files by
+        kind (a kind not named: its bundled weights)."""
         self.cfg = cfg
         self.ray_address = ray_address  # backend "ray": the cluster (None: start or attach a local Ray)
         self.data_dir = Path(data_dir)
         self.database = Path(database)
-        self.default_weights = Path(default_weights)  # what serves while nothing was promoted
+        configured = weights_map(default_weights)
+        self.lifecycle = Lifecycle(self.data_dir, self.database, {
+            kind: Path(configured[kind]) if configured[kind] else k.bundled for kind, k in KINDS.items()})
         self._subscribers: list[Subscriber] = []
-        self._services: list[DrawingService] = []  # this process's generator services, switched before "promoted"
+        self._told: dict[str, float] = {}  # notice -> when admins were last told it (time.monotonic)
         self._task: asyncio.Task | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._version = ""
@@ -82,13 +90,30 @@ class Retrainer:
 
     def attach(self, service: DrawingService) -> None:
         """Switch ``service`` (a generator service of this process) to every model this retrainer promotes or rolls
-        back to before saying so, so the next picture after "promoted" is drawn by it; services of other
-        processes follow the pointer file within seconds."""
-        self._services.append(service)
+        back to before saying so (see ``Lifecycle.attach``)."""
+        self.lifecycle.attach(service)
 
     def subscribe(self, callback: Subscriber) -> None:
-        """``callback(outcome)`` is awaited when a run ends (promoted, rejected or failed)."""
+        """``callback(outcome)`` is awaited when a run ends (promoted, rejected or failed), and for notices."""
         self._subscribers.append(callback)
+
+    async def tell_admins(self, outcome: RunOutcome) -> None:
+        """Hand ``outcome`` to every subscriber (the chat platforms send it to their admins); one that fails is
+        logged, the others are still told."""
+        for callback in self._subscribers:
+            try:
+                await callback(outcome)
+            except Exception:
+                log.exception("could not tell admins about %s", outcome.version)
+
+    async def warn_admins(self, about: str, text: str, every_s: float = 3600.0) -> bool:
+        """Tell admins ``text`` unless they were told of ``about`` within ``every_s`` seconds; whether they were."""
+        now = time.monotonic()
+        if now - self._told.get(about, -every_s) < every_s:
+            return False
+        self._told[about] = now
+        await self.tell_admins(RunOutcome(about, False, text, text, None))
+        return True
 
     def schedule(self, scheduler) -> None:
         """Add the check to an APScheduler 3 scheduler: every ``every_s`` seconds if set, else by ``cron`` (UTC)."""
@@ -142,36 +167,15 @@ class Retrainer:
         await self._db(self._register_active)
         return await self._db(registry.listing)
 
-    async def rollback(self, version: str | None, requested_by: str) -> str:
-        """Serve ``version`` (default: the one that served before the current one) again."""
-        def pick(conn: sqlite3.Connection) -> ModelRecord:
-            self._register_active(conn)
-            target = registry.get(conn, version) if version else registry.previous_active(conn)
-            if target is None:
-                raise ValueError(f"there is no model {version!r}" if version else "there is no earlier model")
-            if target.state == "active":
-                raise ValueError(f"{target.version} is already the active model")
-            if target.path is None or not target.path.exists():
-                raise ValueError(f"{target.version} has no weights file left")
-            return target
-        target = await self._db(pick)
-        try:
-            promoted = await self._promote(target.path)
-        except WorkerFailed as e:
-            raise ValueError(f"the generator refused {target.version}: {e}") from None
-        await self._db(lambda conn: registry.set_state(conn, target.version, "active",
-                                                       f"rolled back by {requested_by}", promoted.weights))
-        later = "" if self._services else " (running bots switch within seconds)"
-        return f"Rolled back: {target.version} draws again{later}."
-
-    async def _promote(self, source: Path) -> ActiveModel:
-        """Make ``source`` the active model, this process's services serving it by the time this returns."""
-        return await promote_and_serve(self.data_dir, source, self._services)
+    async def rollback(self, version: str | None, requested_by: str, kind: str = "face") -> str:
+        """Serve ``version`` (default: the model of ``kind`` that served before the current one) again."""
+        await self._db(self._register_active)
+        return await self.lifecycle.rollback(version, requested_by, kind)
 
     async def _run(self, version: str, parent: Path, parent_d: Path | None, run_dir: Path,
                    requested_by: str) -> RunOutcome:
         try:
-            outcome = await self._train_and_judge(version, parent, parent_d, run_dir)
+            outcome = await self._train_and_judge(version, parent, parent_d, run_dir, requested_by)
         except Exception as e:  # never let a failed run take the bot down or stay 'training'
             log.exception("retraining run %s failed", version)
             outcome = await self._failed(version, f"error: {e}")
@@ -179,15 +183,11 @@ class Retrainer:
             self._process = None
         log.info("retraining run %s (%s): %s", version, requested_by, outcome.reason)
         await self._db(self._prune)
-        for callback in self._subscribers:
-            try:
-                await callback(outcome)
-            except Exception:
-                log.exception("could not report the end of run %s", version)
+        await self.tell_admins(outcome)
         return outcome
 
-    async def _train_and_judge(self, version: str, parent: Path, parent_d: Path | None,
-                               run_dir: Path) -> RunOutcome:
+    async def _train_and_judge(self, version: str, parent: Path, parent_d: Path | None, run_dir: Path,
+                               requested_by: str) -> RunOutcome:
         c = self.cfg
         run_dir.mkdir(parents=True, exist_ok=True)
         opts = RetrainOptions(data=str(self.data_dir), run=str(run_dir), parent=str(parent), version=version,
@@ -208,8 +208,7 @@ class Retrainer:
                 registry.set_state(conn, version, "rejected", why)
         await self._db(record)
         if ok:
-            promoted = await self._promote(Path(verdict["candidate"]))
-            await self._db(lambda conn: registry.set_state(conn, version, "active", why, promoted.weights))
+            await self.lifecycle.promote("face", version, f"retraining ({requested_by})", why)
         m, p = verdict["metrics"], verdict["parent_metrics"]
         change = ", ".join(f"{name} {p[k]:{f}} → {m[k]:{f}}" for name, k, f in (
             ("hair", "hair_ratio", ".3f"), ("eye", "eye_ratio", ".3f"), ("coverage", "diversity_ratio", ".3f"),
@@ -251,11 +250,9 @@ class Retrainer:
         return None
 
     def _register_active(self, conn: sqlite3.Connection) -> tuple[str, Path]:
-        """The model serving now, recorded in the registry; runs left 'training' by a dead process are failed."""
-        active = read_active(self.data_dir)
-        path = active.weights if active else self.default_weights
-        version = active.version if active else weights_version(path, read_metadata(path))
-        registry.ensure_active(conn, version, path)
+        """The face generator serving now, recorded in the registry; runs left 'training' by a dead process are
+        failed."""
+        version, path = self.lifecycle.serving(conn, "face")
         if self.running is None and lock_is_free(self.models_dir):
             registry.fail_interrupted(conn)
         return version, path
@@ -293,14 +290,7 @@ class Retrainer:
                 shutil.rmtree(r.run_dir, ignore_errors=True)
 
     async def _db(self, fn: Callable[[sqlite3.Connection], object]):
-        """Run ``fn(connection)`` in a thread on a short-lived connection (the store's is async-only)."""
-        def call():
-            conn = migrations.connect(self.database)
-            try:
-                return fn(conn)
-            finally:
-                conn.close()
-        return await asyncio.to_thread(call)
+        return await self.lifecycle.db(fn)
 
 
 def _tail(log_path: Path, lines: int = 3) -> str:

@@ -1,4 +1,4 @@
-"""``moebot run``: start the generator service, open the store, and start every chat platform that has a token.
+"""``moebot run``: open the store, start the generator service, and start every chat platform that has a token.
 
 With no token at all it explains how to add one and serves the local playground
 (``bot.web``), so a fresh install can try every command in a browser; ``--web``
@@ -31,9 +31,9 @@ from bot.web import server
 from bot.web.adapter import LOCAL
 from generator.active_model import follow_promotions, read_active
 from generator.metrics import serve_prometheus
+from generator.model_kinds import KINDS
 from generator.sampler import DeviceUnavailable, resolve_device
 from generator.service import DrawingService, GeneratorService, ServiceOptions
-from generator.weights import BUNDLED_GENERATOR
 from generator.worker_process import WorkerFailed
 
 log = logging.getLogger("moebot")
@@ -96,10 +96,16 @@ def cannot_load(e: Exception) -> int:
     return 2
 
 
-def active_weights(cfg: Config) -> str | None:
-    """The weights `moebot models promote` made active, else the configured ones, else None (bundled)."""
-    active = read_active(cfg.storage.data_dir)
-    return str(active.weights) if active else (cfg.generator.weights or None)
+def configured_weights(cfg: Config) -> dict[str, str | None]:
+    """The weights [generator] names for each kind (None: the kind's bundled weights)."""
+    return {"face": cfg.generator.weights or None, "sketch": cfg.generator.sketch_weights or None}
+
+
+def active_weights(cfg: Config) -> dict[str, str | None]:
+    """Each kind's weights: those the model lifecycle made active, else the configured ones, else None (bundled)."""
+    configured = configured_weights(cfg)
+    promoted = {kind: read_active(cfg.storage.data_dir, kind) for kind in KINDS}
+    return {kind: str(a.weights) if a else configured.get(kind) for kind, a in promoted.items()}
 
 
 def make_service(cfg: Config) -> DrawingService:
@@ -109,15 +115,15 @@ def make_service(cfg: Config) -> DrawingService:
                              device=g.device, threads=g.threads, compile=g.compile)
     if g.backend == "ray":
         from generator.ray_service import RayGeneratorService  # the ray extra is only needed here
-        return RayGeneratorService(active_weights(cfg), options, address=g.ray_address or None,
-                                   sketch_weights=g.sketch_weights or None)
-    return GeneratorService(active_weights(cfg), options, g.sketch_weights or None)
+        return RayGeneratorService(active_weights(cfg), options, address=g.ray_address or None)
+    return GeneratorService(active_weights(cfg), options)
 
 
 def make_retrainer(cfg: Config) -> Retrainer:
-    """The retrainer that [training] describes; it fine-tunes whatever serves now (see active_weights)."""
+    """The retrainer that [training] describes; it fine-tunes whatever serves now (see active_weights), and its
+    lifecycle promotes and rolls back models of every kind."""
     return Retrainer(cfg.training, cfg.storage.data_dir, cfg.database,
-                     Path(cfg.generator.weights) if cfg.generator.weights else BUNDLED_GENERATOR,
+                     {kind: Path(w) if w else None for kind, w in configured_weights(cfg).items()},
                      ray_address=cfg.generator.ray_address or None)
 
 
@@ -144,18 +150,20 @@ async def serve(cfg: Config, tokens: Mapping[str, str], *, web: bool = False, ad
     """Run until SIGINT/SIGTERM (or a chat platform stops for good without the playground); stop the retrainer
     while the platforms can still tell admins how its run ended, then the platforms, the core, the generator.
     Returns the exit status (see ``run``)."""
-    store = await Store.open(cfg.database, cfg.storage.data_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     async with contextlib.AsyncExitStack() as running:
-        generator = make_service(cfg)
+        store = await Store.open(cfg.database, cfg.storage.data_dir)
+        running.push_async_callback(store.close)  # on every way out: its thread would keep the process alive
         retrainer = make_retrainer(cfg)
+        await retrainer.lifecycle.recover("moebot run")  # damaged active weights give way to earlier ones
+        generator = make_service(cfg)
+        await running.enter_async_context(generator)
         core = make_core(cfg, generator, store, retrainer, web=web)
         running.push_async_callback(core.close)
-        await running.enter_async_context(generator)
         if cfg.generator.metrics_port:
             serve_prometheus(generator.metrics, cfg.generator.metrics_port)
             log.info("generator metrics on http://127.0.0.1:%d/metrics", cfg.generator.metrics_port)

@@ -147,9 +147,10 @@ class Totals:
 
 
 class Store:
-    def __init__(self, db: aiosqlite.Connection, data_dir: Path):
+    def __init__(self, db: aiosqlite.Connection, data_dir: Path, database: Path):
         self._db = db
         self.data_dir = data_dir
+        self.database = database  # the file, for what opens its own connections (the model lifecycle)
         self._write = asyncio.Lock()  # one connection: multi-statement writes must not interleave
 
     @classmethod
@@ -163,7 +164,7 @@ class Store:
         for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000"):
             await db.execute(f"PRAGMA {pragma}")
         db.row_factory = aiosqlite.Row
-        return cls(db, data_dir)
+        return cls(db, data_dir, Path(db_path))
 
     async def close(self) -> None:
         await self._db.close()

@@ -2,14 +2,14 @@
 
 Same API as ``GeneratorService``; the model runs in Serve replicas (one per GPU
 when the cluster has GPUs), which batch requests with ``@serve.batch``, so
-several bot processes (Discord shards, Telegram) share one pool. Promotion
-writes the new weights' path into a small named actor, the registry; every
-replica watches it, loads new weights beside the ones it serves and switches
-between batches (redeploying would restart replicas and stall requests). A
-replica that cannot load them keeps serving the old ones and reports why.
-Each replica also holds the sketch model (fixed for the deployment's life);
-sketches are batched by their own ``@serve.batch`` method, since they run
-through another network.
+several bot processes (Discord shards, Telegram) share one pool. Each replica
+holds one model per kind (generator/model_kinds.py), and each kind is batched by
+a ``@serve.batch`` method of its own, named after the kind, since each runs
+through its own network. Promotion writes the new weights' path for its kind
+into a small named actor, the registry; every replica watches it, loads new
+weights beside the ones it serves and switches between batches (redeploying
+would restart replicas and stall requests). A replica that cannot load them
+keeps serving the old ones and reports why.
 Needs the ``ray`` extra: ``pip install -e '.[ray]'``.
 """
 
@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from generator.metrics import ServiceMetrics
-from generator.service import DrawingService, Drawn, QueueFull, ServiceOptions, SketchesUnavailable
+from generator.model_kinds import KINDS, Loaded, Weights, weights_map
+from generator.service import DrawingService, Drawn, QueueFull, ServiceOptions
 from generator.worker_process import WorkerFailed
 
 APP_NAME = "moebot-generator"
@@ -40,25 +41,25 @@ def _registry_class():
 
     @ray.remote(num_cpus=0)
     class WeightsRegistry:
-        """Which weights every replica should serve, and what each replica says it serves."""
+        """Which weights (by kind) every replica should serve, and what each replica says it serves."""
 
-        def __init__(self, weights: str | None):
+        def __init__(self, weights: dict[str, str | None]):
             self.weights, self.generation = weights, 0
-            self.reports: dict[str, tuple[int, str | None, str | None]] = {}  # replica -> (gen, version, refused)
+            self.reports: dict[str, tuple[int, dict, str | None]] = {}  # replica -> (gen, models, refused)
 
-        def current(self) -> tuple[int, str | None]:
+        def current(self) -> tuple[int, dict[str, str | None]]:
             return self.generation, self.weights
 
-        def set(self, weights: str | None) -> int:
-            self.weights, self.generation = weights, self.generation + 1
+        def set(self, kind: str, weights: str | None) -> int:
+            self.weights, self.generation = {**self.weights, kind: weights}, self.generation + 1
             return self.generation
 
-        def report(self, replica: str, generation: int, version: str | None, refused: str | None) -> None:
-            self.reports[replica] = (generation, version, refused)
+        def report(self, replica: str, generation: int, models: dict, refused: str | None) -> None:
+            self.reports[replica] = (generation, models, refused)
 
-        def answers(self, generation: int) -> tuple[int, list[tuple[str | None, str | None]]]:
-            """(replicas known, [(version, refused)] of those that have answered ``generation``)."""
-            return len(self.reports), [(v, r) for g, v, r in self.reports.values() if g == generation]
+        def answers(self, generation: int) -> tuple[int, list[tuple[dict, str | None]]]:
+            """(replicas known, [(models, refused)] of those that have answered ``generation``)."""
+            return len(self.reports), [(m, r) for g, m, r in self.reports.values() if g == generation]
 
     return WeightsRegistry
 
@@ -68,27 +69,22 @@ def _deployment(options: ServiceOptions, gpus: float):
     import ray
     from ray import serve
 
-    @serve.deployment(name="FaceGenerator", ray_actor_options={"num_gpus": gpus, "num_cpus": 1},
-                      max_ongoing_requests=options.max_batch, max_queued_requests=options.queue_limit)
     class FaceGenerator:
-        def __init__(self, threads: int, device: str, sketch_weights: str | None):
-            from generator.sampler import FaceSampler, SketchSampler
+        def __init__(self, threads: int, device: str):
+            from generator.model_check import load_all
 
             if threads:
                 torch.set_num_threads(threads)
             self.device = device
             self.registry = ray.get_actor(REGISTRY_NAME, namespace=NAMESPACE)
             self.generation, self.weights = ray.get(self.registry.current.remote())
-            self.sampler = FaceSampler.load(self.weights, device)
-            try:
-                self.sketcher, self.sketch_error = SketchSampler.load(sketch_weights, device), None
-            except Exception as e:  # faces are still served; sketch requests are refused with the reason
-                self.sketcher = None
-                self.sketch_error = f"cannot load {sketch_weights or 'the bundled sketch weights'}: " \
-                                    f"{type(e).__name__}: {e}"
+            self.samplers, self.missing = load_all(self.weights, (), device)  # faces must load; others may not
             self.replica = serve.get_replica_context().replica_id.unique_id
-            self.registry.report.remote(self.replica, self.generation, self.sampler.version, None)
+            self.registry.report.remote(self.replica, self.generation, self._models(), None)
             self.watcher: asyncio.Task | None = None  # started on the replica's event loop by the first call
+
+        def _models(self) -> dict[str, tuple[str, int]]:
+            return {kind: (s.version, s.z_dim) for kind, s in self.samplers.items()}
 
         def _ensure_watching(self) -> None:
             if self.watcher is None:
@@ -101,45 +97,44 @@ def _deployment(options: ServiceOptions, gpus: float):
                 if generation == self.generation:
                     continue
                 refused = None
-                if weights != self.weights:
-                    try:
-                        self.sampler = await asyncio.to_thread(self._load, weights)
-                        self.weights = weights
-                    except Exception as e:  # a bad file is an answer, not a dead replica
-                        refused = f"{type(e).__name__}: {e}"
+                changed = {kind: w for kind, w in weights.items() if w != self.weights.get(kind)}
+                try:
+                    loaded = await asyncio.to_thread(self._load, changed)
+                    self.samplers = {k: s for k, s in {**self.samplers, **loaded}.items() if s is not None}
+                    self.missing = {k: why for k, why in self.missing.items() if k not in changed}
+                    self.weights = weights
+                except Exception as e:  # a bad file is an answer, not a dead replica
+                    refused = f"{type(e).__name__}: {e}"
                 self.generation = generation
-                await self.registry.report.remote(self.replica, generation, self.sampler.version, refused)
+                await self.registry.report.remote(self.replica, generation, self._models(), refused)
 
-        def _load(self, weights: str | None):
-            """Load beside the serving model and check it draws; the swap is the caller's assignment."""
-            from generator.sampler import FaceSampler
+        def _load(self, weights: dict[str, str | None]) -> dict:
+            """Load each kind's new weights beside the serving model and check them (None for a kind left with
+            nothing to serve); the swap is the caller's assignment."""
+            from generator.model_check import load_kind
 
-            new = FaceSampler.load(weights, self.device)
-            probe = new.draw(torch.zeros(1, new.z_dim), torch.ones(1, 22) / 11)
-            if probe.shape != (1, 3, 64, 64):
-                raise ValueError(f"unexpected output shape {tuple(probe.shape)}")
-            return new
+            return {kind: load_kind(kind, w, self.device) for kind, w in weights.items()}
 
         async def info(self) -> dict:
             self._ensure_watching()
-            sketcher = self.sketcher
-            return {"version": self.sampler.version, "z_dim": self.sampler.z_dim,
-                    "sketch_version": sketcher.version if sketcher else None,
-                    "sketch_z_dim": sketcher.z_dim if sketcher else 0, "sketch_error": self.sketch_error}
+            return {"models": self._models(), "missing": self.missing}
 
-        @serve.batch(max_batch_size=options.max_batch, batch_wait_timeout_s=options.max_wait_ms / 1000,
-                     batch_size_fn=lambda items: sum(len(item[0]) for item in items))
-        async def draw(self, items: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, str]]:
-            self._ensure_watching()
-            return await _run_batch(self.sampler, items)  # a swap during this batch does not mix versions
+    for kind in KINDS:  # one batched method per kind, named after it: a new kind needs nothing here
+        setattr(FaceGenerator, kind, serve.batch(
+            max_batch_size=options.max_batch, batch_wait_timeout_s=options.max_wait_ms / 1000,
+            batch_size_fn=lambda items: sum(len(item[0]) for item in items))(_batched(kind)))
+    return serve.deployment(name="FaceGenerator", ray_actor_options={"num_gpus": gpus, "num_cpus": 1},
+                            max_ongoing_requests=options.max_batch, max_queued_requests=options.queue_limit
+                            )(FaceGenerator)
 
-        @serve.batch(max_batch_size=options.max_batch, batch_wait_timeout_s=options.max_wait_ms / 1000,
-                     batch_size_fn=lambda items: sum(len(item[0]) for item in items))
-        async def sketch(self, items: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
-                         ) -> list[tuple[np.ndarray, str]]:
-            return await _run_batch(self.sketcher, items)
 
-    return FaceGenerator
+def _batched(kind: str):
+    """The replica method that draws one ``@serve.batch`` call of ``kind``."""
+    async def method(self, items: list[tuple[np.ndarray, ...]]) -> list[tuple[np.ndarray, str]]:
+        self._ensure_watching()
+        return await _run_batch(self.samplers[kind], items)  # a swap during this batch does not mix versions
+    method.__name__ = method.__qualname__ = kind  # Serve finds a batched method by its name
+    return method
 
 
 async def _run_batch(sampler, items: list[tuple[np.ndarray, ...]]) -> list[tuple[np.ndarray, str]]:
@@ -154,33 +149,28 @@ async def _run_batch(sampler, items: list[tuple[np.ndarray, ...]]) -> list[tuple
 
 
 class RayGeneratorService(DrawingService):
-    def __init__(self, weights: str | Path | None = None, options: ServiceOptions = ServiceOptions(),
-                 address: str | None = None, replicas: int = 1, sketch_weights: str | Path | None = None):
+    def __init__(self, weights: Weights = None, options: ServiceOptions = ServiceOptions(),
+                 address: str | None = None, replicas: int = 1):
         self.options = options
         self.metrics = ServiceMetrics()
-        self._weights = str(weights) if weights else None
-        self._sketch_weights = str(sketch_weights) if sketch_weights else None  # None: the bundled ones
+        self._weights = weights_map(weights)  # by kind; None: the kind's bundled weights
         self._address = address
         self._replicas = replicas
         self._handle = None
         self._registry = None
-        self._info: dict = {}
+        self._models: dict[str, Loaded] = {}
+        self._missing: dict[str, str] = {}
 
     @property
-    def z_dim(self) -> int:
-        return self._info["z_dim"]
+    def models(self) -> dict[str, Loaded]:
+        return self._models
 
-    @property
-    def version(self) -> str:
-        return self._info.get("version", "not started")
+    def missing(self, kind: str) -> str:
+        return self._missing.get(kind, f"no {kind} model") if self._handle else "the service is not started"
 
-    @property
-    def sketch_version(self) -> str | None:
-        return self._info.get("sketch_version")
-
-    @property
-    def sketch_z_dim(self) -> int:
-        return self._info["sketch_z_dim"]
+    def _learn(self, models: dict[str, tuple[str, int]]) -> None:
+        """What the replicas say they serve, by kind."""
+        self._models = {kind: Loaded(*m) for kind, m in models.items()}
 
     def _deploy(self) -> None:
         import ray
@@ -193,12 +183,14 @@ class RayGeneratorService(DrawingService):
             name=REGISTRY_NAME, namespace=NAMESPACE, get_if_exists=True).remote(self._weights)
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
         app = _deployment(self.options, gpus).options(num_replicas=self._replicas).bind(
-            self.options.threads, "cuda" if gpus else "cpu", self._sketch_weights)
+            self.options.threads, "cuda" if gpus else "cpu")
         self._handle = serve.run(app, name=APP_NAME, route_prefix=None)
 
     async def start(self) -> "RayGeneratorService":
         await asyncio.to_thread(self._deploy)
-        self._info = await self._handle.info.remote()
+        info = await self._handle.info.remote()
+        self._learn(info["models"])
+        self._missing = info["missing"]
         return self
 
     async def close(self) -> None:
@@ -206,10 +198,11 @@ class RayGeneratorService(DrawingService):
 
         await asyncio.to_thread(serve.delete, APP_NAME)
 
-    async def promote(self, weights: str | Path, timeout: float = 300.0) -> str:
-        """Point every replica at ``weights`` and wait until all have answered; WorkerFailed if any refused."""
-        before, old_weights = self.version, self._weights
-        generation = await self._registry.set.remote(str(weights))
+    async def promote(self, weights: str | Path, kind: str = "face", timeout: float = 300.0) -> str:
+        """Point every replica at ``weights`` for ``kind`` and wait until all have answered; WorkerFailed if any
+        refused."""
+        before, old_weights = self.models.get(kind), self._weights[kind]
+        generation = await self._registry.set.remote(kind, str(weights))
         deadline = time.monotonic() + timeout
         while True:
             known, answers = await self._registry.answers.remote(generation)
@@ -220,31 +213,23 @@ class RayGeneratorService(DrawingService):
             await asyncio.sleep(0.1)
         refused = [r for _, r in answers if r]
         if refused:
-            await self._registry.set.remote(old_weights)  # replicas already serve these: a no-op for them
-            raise WorkerFailed(f"refused {weights}: {refused[0]}; still serving {before}")
-        self._weights = str(weights)
-        self._info = {**self._info, "version": answers[0][0]}
-        return answers[0][0]
+            await self._registry.set.remote(kind, old_weights)  # what replicas that refused serve still
+            raise WorkerFailed(f"refused {weights}: {refused[0]}; still serving "
+                               f"{before.version if before else f'no {kind} model'}")
+        self._weights = {**self._weights, kind: str(weights)}
+        self._missing.pop(kind, None)
+        self._learn(answers[0][0])
+        return self._models[kind].version
 
-    async def draw(self, z: torch.Tensor, cond: torch.Tensor, timeout: float | None = None) -> Drawn:
-        return await self._call(self._handle.draw, (z.float().numpy(), cond.float().numpy()), timeout)
-
-    async def draw_sketches(self, sketch: torch.Tensor, z: torch.Tensor, cond: torch.Tensor,
-                            timeout: float | None = None) -> Drawn:
-        if self.sketch_version is None:
-            raise SketchesUnavailable(self._info.get("sketch_error") or "the service is not started")
-        return await self._call(self._handle.sketch,
-                                (sketch.float().numpy(), z.float().numpy(), cond.float().numpy()), timeout)
-
-    async def _call(self, method, item: tuple[np.ndarray, ...], timeout: float | None) -> Drawn:
-        """One request to a batched replica method, with the queue's refusal and the metrics."""
+    async def _submit(self, kind: str, arrays: tuple[np.ndarray, ...], timeout: float | None) -> Drawn:
+        """One request to the kind's batched replica method, with the queue's refusal and the metrics."""
         from ray.serve.exceptions import BackPressureError
 
-        rows = len(item[0])
+        rows = len(arrays[0])
         if self.metrics.encoding_rows + rows > self.options.queue_limit:  # Serve's queue counts only drawing
             raise self._busy(rows)
         t0 = time.monotonic()
-        response = method.remote(item)
+        response = getattr(self._handle, kind).remote(arrays)
         try:
             images, version = await asyncio.wait_for(response, timeout or self.options.request_timeout_s)
         except BackPressureError:

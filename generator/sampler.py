@@ -109,19 +109,21 @@ def morph_inputs(start: tuple[int, int, int], end: tuple[int, int, int], frames:
 class Sampler:
     """A generator's weights loaded for drawing: the network in eval mode, its version, its device."""
 
-    bundled: ClassVar[Path]  # the weights used when none are named
+    bundled: ClassVar[Path | None]  # the weights used when none are named (None: none are bundled)
     archs: ClassVar[tuple[str, ...]]  # the networks this sampler can drive
 
     def __init__(self, generator: nn.Module, version: str, device: torch.device = torch.device("cpu")):
         self.G = generator.to(device).eval().requires_grad_(False)
         self.version = version
         self.device = device
-        self.z_dim: int = generator.cfg.z_dim
+        self.z_dim: int = getattr(generator.cfg, "z_dim", 0)  # 0: a network that takes no latents (the upscaler)
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: str = "auto") -> Self:
         """Load a weights file (default: the bundled one); the version is its file name and step."""
         path = Path(path) if path else cls.bundled
+        if path is None:
+            raise ValueError(f"no weights given, and no {cls.archs[0]} weights are bundled")
         dev = resolve_device(device)
         G, meta = load_module(path, dev)
         if meta["config"]["arch"] not in cls.archs:
@@ -135,15 +137,12 @@ class FaceSampler(Sampler):
 
     bundled = BUNDLED_GENERATOR
     archs = ("acgan", "face-gan", "seed-acgan")
-    upscaler: nn.Module | None = None
+    upscaler: UpscalerSampler | None = None
 
     def with_upscaler(self, path: str | os.PathLike) -> Self:
         """Draw faces of 128 px and more through the upscaler in ``path``."""
-        up, meta = load_module(path, self.device)
-        if meta["config"]["arch"] != "upscaler":
-            raise ValueError(f"{path} holds a {meta['config']['arch']} network, not an upscaler")
-        self.upscaler = up.requires_grad_(False)
-        self.version = f"{self.version}+{weights_version(path, meta)}"
+        self.upscaler = UpscalerSampler.load(path, str(self.device))
+        self.version = f"{self.version}+{self.upscaler.version}"
         return self
 
     @torch.inference_mode()
@@ -151,7 +150,7 @@ class FaceSampler(Sampler):
         """(B, 3, 64, 64) uint8 faces at ``size`` px: the upscaler's 128 px faces when there is one, and
         Lanczos for the rest of the way (never from 64 px past a 128 px face the upscaler drew)."""
         if self.upscaler is not None and size >= 128:
-            faces = to_uint8(self.upscaler(faces.to(self.device).float().div(127.5).sub(1)))
+            faces = self.upscaler.draw(faces)
         if faces.shape[-1] == size:
             return faces
         return torch.stack([from_pil(to_pil(face, size)) for face in faces])
@@ -197,3 +196,16 @@ class SketchSampler(Sampler):
               ) -> torch.Tensor:
         """One face per sketch, painted in its (hair, eye) colours with the latent of its seed."""
         return self.draw(sketch, *face_inputs(hair, eye, seeds, self.z_dim))
+
+
+class UpscalerSampler(Sampler):
+    """The 2x upscaler: 64 px faces -> 128 px faces. None is bundled yet (then 128 px faces are Lanczos
+    enlargements)."""
+
+    bundled = None
+    archs = ("upscaler",)
+
+    @torch.inference_mode()
+    def draw(self, faces: torch.Tensor) -> torch.Tensor:
+        """(B, 3, 64, 64) uint8 faces -> (B, 3, 128, 128) uint8 faces."""
+        return to_uint8(self.G(faces.to(self.device).float().div(127.5).sub(1)))

@@ -1,19 +1,24 @@
 """The generator service: drawing requests from many chats, gathered into batches, run off the event loop.
 
-Each request (a face, a grid, a morph) is a list of rows (latent, condition);
-a sketch request's rows also carry the drawing. The dispatcher waits up to
+Each request carries its model kind (generator/model_kinds.py: the face
+generator, the sketch model, the 2x upscaler) and rows of that kind's inputs
+(a face's latent and condition; a sketch's drawing besides; a face to enlarge).
+The worker holds one model per kind. The dispatcher waits up to
 ``max_wait_ms`` after the first waiting request for more, packs up to
 ``max_batch`` rows into one batch and runs it on a worker process. The queue
 is bounded: a request that would overflow it is refused at once with an
 estimate of when to retry. Promoting new weights starts a second worker beside
 the first and switches between batches, so no request fails or waits for the
-swap; each result names the version that drew it.
+swap, whichever kind is promoted; each result names the version that drew it.
 
-Sketch rows go through another network than face rows, so a batch holds one
-kind: the oldest waiting request decides which, and requests of the other kind
-keep their place for the next batch. Mixed batches would save nothing (each
-network's time grows with its own rows) and would tie a face's latency to the
-slower sketch network.
+Each kind runs through its own network, so a batch holds one kind: the oldest
+waiting request decides which, and requests of other kinds keep their place for
+the next batch. Mixed batches would save nothing (each network's time grows with
+its own rows) and would tie a face's latency to a slower network.
+
+Faces shown at 128 px or more go through the active upscaler when there is one
+(a second request, of the upscaler kind), exactly as ``moebot sample --size 128
+--upscaler`` draws them; without one they are enlarged with Lanczos as before.
 
 Turning drawn faces into files (PNG, and GIF: a morph's quantisation is the
 costliest step of the whole request) runs on the service's own encoder
@@ -32,7 +37,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence, TypeVar
+from typing import Callable, Mapping, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -40,8 +45,9 @@ from PIL import Image
 
 from generator.images import grid, to_pil
 from generator.metrics import ServiceMetrics
+from generator.model_kinds import KINDS, Loaded, Weights, weights_map
 from generator.sampler import face_inputs, mode_rows, morph_inputs
-from generator.worker_process import WorkerFailed, WorkerProcess
+from generator.worker_process import WorkerFailed, WorkerProcess, describe
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +67,8 @@ class GenerationFailed(Exception):
     """The worker failed on this request's batch (it has been restarted); the request may be retried."""
 
 
-class SketchesUnavailable(Exception):
-    """No sketch model is loaded (missing or refused weights); ``str(e)`` says why."""
+class ModelUnavailable(Exception):
+    """No model of the kind asked for is loaded (none is active, or its weights were refused); ``str(e)`` says why."""
 
 
 @dataclass(frozen=True)
@@ -81,47 +87,37 @@ class ServiceOptions:
 
 @dataclass(frozen=True)
 class Drawn:
-    images: torch.Tensor  # (B, 3, 64, 64) uint8
+    images: torch.Tensor  # (B, 3, 64, 64) uint8; (B, 3, 128, 128) from the upscaler
     version: str
 
 
 @dataclass(eq=False)
 class _Request:
-    z: np.ndarray
-    cond: np.ndarray
-    sketch: np.ndarray | None  # (B, 1, 64, 64) for the sketch network, None for the face generator
+    kind: str
+    arrays: tuple[np.ndarray, ...]  # the kind's inputs, one row per output
     future: asyncio.Future
     enqueued: float = field(default_factory=time.monotonic)
 
     @property
     def rows(self) -> int:
-        return len(self.z)
+        return len(self.arrays[0])
 
 
 class DrawingService(abc.ABC):
-    """One generator backend (in-process worker or Ray Serve): ``draw`` and ``draw_sketches`` plus what is
-    built on them, faces by seed, the ACGAN grids, morphs and sketches, so the bot works the same against
-    either."""
+    """One generator backend (in-process worker or Ray Serve): ``run`` draws rows of any model kind; faces by
+    seed, the ACGAN grids, morphs and sketches are built on it, so the bot works the same against either."""
 
     metrics: ServiceMetrics
     options: ServiceOptions
 
     @property
     @abc.abstractmethod
-    def z_dim(self) -> int: ...
+    def models(self) -> Mapping[str, Loaded]:
+        """What each kind serves now; a kind that is not loaded is absent (``missing`` says why)."""
 
-    @property
     @abc.abstractmethod
-    def version(self) -> str: ...
-
-    @property
-    @abc.abstractmethod
-    def sketch_version(self) -> str | None:
-        """The sketch model's version; None when there is none (``draw_sketches`` says why)."""
-
-    @property
-    @abc.abstractmethod
-    def sketch_z_dim(self) -> int: ...
+    def missing(self, kind: str) -> str:
+        """Why ``kind`` is not served."""
 
     @abc.abstractmethod
     async def start(self) -> "DrawingService": ...
@@ -130,19 +126,44 @@ class DrawingService(abc.ABC):
     async def close(self) -> None: ...
 
     @abc.abstractmethod
-    async def promote(self, weights: str | Path) -> str:
-        """Serve ``weights`` from now on, without failing or stalling requests; WorkerFailed keeps the old.
-        Promoting the weights that serve already changes nothing."""
+    async def promote(self, weights: str | Path, kind: str = "face") -> str:
+        """Serve ``weights`` for ``kind`` from now on, without failing or stalling requests; WorkerFailed keeps the
+        old. Promoting the weights that serve already changes nothing."""
 
     @abc.abstractmethod
+    async def _submit(self, kind: str, arrays: tuple[np.ndarray, ...], timeout: float | None) -> Drawn:
+        """Draw checked rows of ``kind`` (see ``run``)."""
+
+    @property
+    def version(self) -> str:
+        """The face generator's version."""
+        face = self.models.get("face")
+        return face.version if face else "not started"
+
+    @property
+    def z_dim(self) -> int:
+        return self.models["face"].z_dim
+
+    def serves(self, kind: str) -> bool:
+        return kind in self.models
+
+    async def run(self, kind: str, *inputs: torch.Tensor, timeout: float | None = None) -> Drawn:
+        """One output per row of ``inputs`` (the kind's inputs, in order) by the kind's model; QueueFull at once
+        when too much is waiting, ModelUnavailable at once when no model of the kind is loaded."""
+        loaded = self.models.get(kind)
+        if loaded is None:
+            raise ModelUnavailable(self.missing(kind))
+        arrays = tuple(spec.rows(x, loaded.z_dim) for spec, x in zip(KINDS[kind].inputs, inputs, strict=True))
+        return await self._submit(kind, arrays, timeout)
+
     async def draw(self, z: torch.Tensor, cond: torch.Tensor, timeout: float | None = None) -> Drawn:
-        """One face per (latent, condition) row; QueueFull at once when too much is waiting."""
+        """One face per (latent, condition) row."""
+        return await self.run("face", z, cond, timeout=timeout)
 
-    @abc.abstractmethod
     async def draw_sketches(self, sketch: torch.Tensor, z: torch.Tensor, cond: torch.Tensor,
                             timeout: float | None = None) -> Drawn:
-        """One face per (sketch, latent, condition) row; QueueFull as ``draw``, SketchesUnavailable at once
-        when no sketch model is loaded."""
+        """One face per (sketch, latent, condition) row."""
+        return await self.run("sketch", sketch, z, cond, timeout=timeout)
 
     async def __aenter__(self) -> "DrawingService":
         return await self.start()
@@ -160,18 +181,31 @@ class DrawingService(abc.ABC):
             self.metrics.encoding_rows -= rows
 
     async def faces(self, hair: Sequence[int], eye: Sequence[int], seeds: Sequence[int],
-                    timeout: float | None = None) -> Drawn:
-        return await self.draw(*face_inputs(hair, eye, seeds, self.z_dim), timeout)
+                    timeout: float | None = None, size: int = 64) -> Drawn:
+        """One face per (hair, eye, seed), for showing at ``size`` px (see ``sharpen``)."""
+        return await self.sharpen(await self.draw(*face_inputs(hair, eye, seeds, self.z_dim), timeout), size, timeout)
+
+    async def sharpen(self, drawn: Drawn, size: int, timeout: float | None = None) -> Drawn:
+        """64 px faces as ``FaceSampler.enlarge`` shows them at ``size`` px: the active upscaler's 128 px faces when
+        ``size`` >= 128 and an upscaler is active, else the faces as they are; the caller enlarges the rest of the
+        way with Lanczos (``to_pil(face, size)``), as ``enlarge`` does."""
+        if size < 128 or not self.serves("upscaler"):
+            return drawn
+        up = await self.run("upscaler", drawn.images, timeout=timeout)
+        return Drawn(up.images, f"{drawn.version}+{up.version}")
 
     async def sketch(self, sketches: torch.Tensor, hair: Sequence[int], eye: Sequence[int], seeds: Sequence[int],
                      timeout: float | None = None) -> Drawn:
         """One face per (B, 1, 64, 64) sketch (ink -1 on paper +1), in its colours, from its seed's latent."""
-        return await self.draw_sketches(sketches, *face_inputs(hair, eye, seeds, self.sketch_z_dim), timeout)
+        loaded = self.models.get("sketch")
+        if loaded is None:
+            raise ModelUnavailable(self.missing("sketch"))
+        return await self.draw_sketches(sketches, *face_inputs(hair, eye, seeds, loaded.z_dim), timeout)
 
     async def mode_grid(self, mode: str, hair: int, eye: int, seed: int, n: int = 8, size: int = 64
                         ) -> tuple[Image.Image, str]:
         hs, es, ss, ncol = mode_rows(mode, hair, eye, seed, n)
-        drawn = await self.faces(hs, es, ss)
+        drawn = await self.faces(hs, es, ss, size=size)
         return grid(drawn.images, ncol, cell=size), drawn.version
 
     async def morph_frames(self, start: tuple[int, int, int], end: tuple[int, int, int], frames: int = 16,
@@ -181,14 +215,12 @@ class DrawingService(abc.ABC):
 
 
 class GeneratorService(DrawingService):
-    def __init__(self, weights: str | Path | None = None, options: ServiceOptions = ServiceOptions(),
-                 sketch_weights: str | Path | None = None):
+    def __init__(self, weights: Weights = None, options: ServiceOptions = ServiceOptions()):
         self.options = options
         self.metrics = ServiceMetrics()
-        self._weights = weights
-        self._sketch_weights = sketch_weights  # None: the bundled sketch model
+        self._weights = weights_map(weights)  # by kind; None: the kind's bundled weights
         self._worker: WorkerProcess | None = None
-        self._loaded: list[str | Path | None] = []  # distinct weights that loaded here, oldest first: fallbacks
+        self._loaded: list[dict[str, str | None]] = []  # distinct weights that loaded here, oldest first: fallbacks
         self._retired: list[WorkerProcess] = []
         self._waiting: deque[_Request] = deque()
         self._arrived = asyncio.Event()
@@ -200,8 +232,9 @@ class GeneratorService(DrawingService):
     async def start(self) -> "GeneratorService":
         self._worker = await self._start_worker(self._weights)
         self._remember(self._weights)
-        if self._worker.sketch_version is None:
-            log.warning("no sketch model, /sketch will be refused: %s", self._worker.sketch_error)
+        for kind, why in self._worker.missing.items():
+            if self._weights[kind] or KINDS[kind].bundled:  # there were weights to load
+                log.warning("no %s model, its requests will be refused: %s", kind, why)
         self._dispatcher = asyncio.create_task(self._dispatch(), name="generator-dispatcher")
         return self
 
@@ -218,46 +251,25 @@ class GeneratorService(DrawingService):
                 await w.stop()
 
     @property
-    def version(self) -> str:
-        return self._worker.version if self._worker else "not started"
+    def models(self) -> Mapping[str, Loaded]:
+        return self._worker.models if self._worker else {}
 
-    @property
-    def z_dim(self) -> int:
-        assert self._worker, "start() the service first"
-        return self._worker.z_dim
+    def missing(self, kind: str) -> str:
+        return self._worker.missing.get(kind, f"no {kind} model") if self._worker else "the service is not started"
 
-    @property
-    def sketch_version(self) -> str | None:
-        return self._worker.sketch_version if self._worker else None
-
-    @property
-    def sketch_z_dim(self) -> int:
-        assert self._worker, "start() the service first"
-        return self._worker.sketch_z_dim
-
-    async def _start_worker(self, weights: str | Path | None) -> WorkerProcess:
+    async def _start_worker(self, weights: dict[str, str | None], strict: tuple[str, ...] = ()) -> WorkerProcess:
         return await WorkerProcess.start(weights, self.options.device, self.options.threads, self.options.compile,
-                                         sketch_weights=self._sketch_weights)
+                                         strict=strict)
 
     # -- requests ----------------------------------------------------------------------------------------
-    async def draw(self, z: torch.Tensor, cond: torch.Tensor, timeout: float | None = None) -> Drawn:
-        """Draw one face per row. QueueFull at once if the queue is full; TimeoutError after ``timeout``."""
-        return await self._enqueue(z, cond, None, timeout)
-
-    async def draw_sketches(self, sketch: torch.Tensor, z: torch.Tensor, cond: torch.Tensor,
-                            timeout: float | None = None) -> Drawn:
-        if self.sketch_version is None:
-            raise SketchesUnavailable(self._worker.sketch_error if self._worker else "the service is not started")
-        return await self._enqueue(z, cond, sketch.float().numpy(), timeout)
-
-    async def _enqueue(self, z: torch.Tensor, cond: torch.Tensor, sketch: np.ndarray | None,
-                       timeout: float | None) -> Drawn:
-        rows = len(z)
+    async def _submit(self, kind: str, arrays: tuple[np.ndarray, ...], timeout: float | None) -> Drawn:
+        """Queue the rows. QueueFull at once if the queue is full; TimeoutError after ``timeout``."""
+        rows = len(arrays[0])
         waiting = self.metrics.queue_rows + self.metrics.encoding_rows
         if waiting + rows > self.options.queue_limit:
             self.metrics.rejected += 1
             raise QueueFull(max(1, math.ceil(waiting * self._seconds_per_row)))
-        req = _Request(z.float().numpy(), cond.float().numpy(), sketch, asyncio.get_running_loop().create_future())
+        req = _Request(kind, arrays, asyncio.get_running_loop().create_future())
         self._waiting.append(req)
         self.metrics.queue_rows += rows
         self.metrics.queue_requests += 1
@@ -269,19 +281,22 @@ class GeneratorService(DrawingService):
                 req.future.cancel()
 
     # -- hot reload --------------------------------------------------------------------------------------
-    async def promote(self, weights: str | Path) -> str:
-        """Load ``weights`` in a new worker beside the serving one, then switch; WorkerFailed leaves the old."""
+    async def promote(self, weights: str | Path, kind: str = "face") -> str:
+        """Load ``weights`` for ``kind`` in a new worker beside the serving one (the other kinds as they are),
+        then switch; WorkerFailed leaves the old."""
         async with self._swap_lock:
-            if self._worker is not None and self._worker.alive() and _same(weights, self._weights):
-                return self._worker.version  # e.g. the pointer's change after this process promoted it itself
-            new = await self._start_worker(weights)
-            self._remember(weights)
-            old, self._worker, self._weights = self._worker, new, weights
+            wanted = {**self._weights, kind: str(weights)}
+            worker = self._worker
+            if worker is not None and worker.alive() and kind in worker.models and _same(wanted, self._weights):
+                return worker.models[kind].version  # e.g. the pointer's change after this process promoted it itself
+            new = await self._start_worker(wanted, strict=(kind,))
+            self._remember(wanted)
+            old, self._worker, self._weights = self._worker, new, wanted
             if old is not None:
                 self._retired.append(old)  # stopped by the dispatcher once its batch (if any) is done
                 self._arrived.set()
-            log.info("generator switched to %s", new.version)
-            return new.version
+            log.info("the %s model switched to %s", kind, new.models[kind].version)
+            return new.models[kind].version
 
     # -- the dispatcher ----------------------------------------------------------------------------------
     async def _next_batch(self) -> list[_Request]:
@@ -299,7 +314,7 @@ class GeneratorService(DrawingService):
         batch, rows, other_kind = [], 0, deque()
         while self._waiting:
             req = self._waiting.popleft()
-            if batch and (req.sketch is None) != (batch[0].sketch is None) and not req.future.done():
+            if batch and req.kind != batch[0].kind and not req.future.done():
                 other_kind.append(req)  # keeps its place for a later batch
                 continue
             if batch and rows + req.rows > self.options.max_batch:
@@ -319,45 +334,48 @@ class GeneratorService(DrawingService):
             batch = await self._next_batch()
             if not batch:
                 continue
-            z = np.concatenate([r.z for r in batch])
-            cond = np.concatenate([r.cond for r in batch])
-            sketch = np.concatenate([r.sketch for r in batch]) if batch[0].sketch is not None else None
+            kind = batch[0].kind
+            arrays = [np.concatenate(parts) for parts in zip(*(r.arrays for r in batch))]
+            rows = len(arrays[0])
             worker = self._worker
             if not worker.alive():  # it died while idle: a fresh one draws this batch, rather than failing it
                 log.warning("the generator worker died while idle (exit code %s); starting a fresh one",
                             worker.process.exitcode)
                 await self._restart(worker)
                 worker = self._worker
+            if kind not in worker.models:  # a restart left it out: its weights no longer load
+                self._fail(batch, self.missing(kind), ModelUnavailable)
+                continue
             t0 = time.monotonic()
-            self.metrics.in_flight = len(z)
+            self.metrics.in_flight = rows
             try:
                 images = []  # a single request larger than max_batch runs in several passes
-                for i in range(0, len(z), step := self.options.max_batch):
-                    images.append(await worker.draw(z[i:i + step], cond[i:i + step], self.options.batch_timeout_s,
-                                                    None if sketch is None else sketch[i:i + step]))
+                for i in range(0, rows, step := self.options.max_batch):
+                    images.append(await worker.draw(kind, tuple(a[i:i + step] for a in arrays),
+                                                    self.options.batch_timeout_s))
                 out = torch.from_numpy(np.concatenate(images))
             except WorkerFailed as e:
                 self.metrics.in_flight = 0
-                log.error("generator batch of %d failed: %s", len(z), e)
+                log.error("generator batch of %d failed: %s", rows, e)
                 self._fail(batch, str(e))
                 await self._restart(worker)
                 continue
             self.metrics.in_flight = 0
-            self._seconds_per_row = 0.8 * self._seconds_per_row + 0.2 * (time.monotonic() - t0) / len(z)
-            self.metrics.batch_done(len(z))
+            self._seconds_per_row = 0.8 * self._seconds_per_row + 0.2 * (time.monotonic() - t0) / rows
+            self.metrics.batch_done(rows)
             done, start = time.monotonic(), 0
             for req in batch:
                 part, start = out[start:start + req.rows], start + req.rows
                 if not req.future.done():
-                    req.future.set_result(Drawn(part, worker.version if sketch is None else worker.sketch_version))
+                    req.future.set_result(Drawn(part, worker.models[kind].version))
                     self.metrics.requests += 1
                     self.metrics.latencies.append(done - req.enqueued)
             await self._retire_idle()
 
-    def _fail(self, batch: list[_Request], why: str) -> None:
+    def _fail(self, batch: list[_Request], why: str, error: type[Exception] = GenerationFailed) -> None:
         for req in batch:
             if not req.future.done():
-                req.future.set_exception(GenerationFailed(why))
+                req.future.set_exception(error(why))
                 self.metrics.failed += 1
 
     async def _restart(self, failed: WorkerProcess) -> None:
@@ -374,23 +392,22 @@ class GeneratorService(DrawingService):
                     try:
                         self._worker = await self._start_worker(weights)
                     except WorkerFailed as e:
-                        log.error("the generator worker did not restart on %s: %s", weights or "the bundled weights",
-                                  e)
+                        log.error("the generator worker did not restart on %s: %s", describe(weights), e)
                         continue
                     if not _same(weights, self._weights):
-                        log.error("the generator fell back to %s (%s): %s no longer loads", weights or
-                                  "the bundled weights", self._worker.version, self._weights or "the bundled weights")
+                        log.error("the generator fell back to %s (%s): %s no longer loads", describe(weights),
+                                  self._worker.version, describe(self._weights))
                         self._weights = weights
                     return
             log.error("no generator weights load; trying again in %g s", delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.options.restart_backoff_max_s)
 
-    def _remember(self, weights: str | Path | None) -> None:
+    def _remember(self, weights: dict[str, str | None]) -> None:
         """Note weights that loaded, as the newest fallback for restarts."""
         self._loaded = [w for w in self._loaded if not _same(w, weights)] + [weights]
 
-    def _restart_candidates(self) -> list[str | Path | None]:
+    def _restart_candidates(self) -> list[dict[str, str | None]]:
         """The weights serving now, then every other that loaded here, newest first."""
         return [self._weights, *(w for w in reversed(self._loaded) if not _same(w, self._weights))]
 
@@ -399,6 +416,6 @@ class GeneratorService(DrawingService):
             await self._retired.pop().stop()
 
 
-def _same(a: str | Path | None, b: str | Path | None) -> bool:
-    """Whether two weights arguments name the same file (None: the bundled weights)."""
-    return (a is None) == (b is None) and (a is None or Path(a) == Path(b))
+def _same(a: Mapping[str, str | None], b: Mapping[str, str | None]) -> bool:
+    """Whether two sets of weights by kind name the same files (None: the bundled weights)."""
+    return all((a[k] is None) == (b[k] is None) and (a[k] is None or Path(a[k]) == Path(b[k])) for k in KINDS)

@@ -14,53 +14,42 @@ import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
+
+from generator.model_kinds import Loaded
 
 
 class WorkerFailed(RuntimeError):
     """The worker process died, hung or refused its weights."""
 
 
-def _serve(conn: Connection, weights: str | None, device: str, threads: int, compile_: bool,
-           sketch_weights: str | None) -> None:
-    """Child main: load and check the weights, say ready, then draw batches until told to stop.
+def _serve(conn: Connection, weights: dict[str, str | None], strict: tuple[str, ...], device: str, threads: int,
+           compile_: bool) -> None:
+    """Child main: load and check one model per kind, say ready, then draw batches until told to stop.
 
-    The sketch model loads beside the face generator; when it cannot, faces are still served and the
-    parent is told why sketches are not.
+    The face generator must load, and so must a kind in ``strict`` (the one being promoted); any other kind
+    that cannot is left out, and the parent is told why, so faces are still served.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
     from generator.fast_inference import FastDrawer
-    from generator.model_check import check_draws
-    from generator.sampler import FaceSampler, SketchSampler
+    from generator.model_check import load_all
 
     if threads:
         torch.set_num_threads(threads)
     try:
-        sampler = FaceSampler.load(weights, device)
-        check_draws(sampler)
+        samplers, missing = load_all(weights, strict, device)
     except Exception as e:  # any failure to load is an answer for the parent, not a crash
         conn.send(("error", f"{type(e).__name__}: {e}"))
         return
-    sketcher, sketch_error = None, None
-    try:
-        sketcher = SketchSampler.load(sketch_weights, device)
-        probe = sketcher.G(torch.ones(1, 1, 64, 64, device=sketcher.device),
-                           torch.zeros(1, sketcher.z_dim, device=sketcher.device),
-                           torch.ones(1, 22, device=sketcher.device) / 11)
-        if not torch.isfinite(probe).all():
-            raise ValueError("the sketch model's output is not finite")
-    except Exception as e:
-        sketcher, sketch_error = None, f"cannot load {sketch_weights or 'the bundled sketch weights'}: " \
-                                       f"{type(e).__name__}: {e}"
-    drawer = FastDrawer(sampler)
+    drawers = {**samplers, "face": FastDrawer(samplers["face"])}
     if compile_:
-        drawer.start_compiling()  # eager serves meanwhile
-    conn.send(("ready", {"version": sampler.version, "z_dim": sampler.z_dim, "sketch_error": sketch_error,
-                         "sketch_version": sketcher.version if sketcher else None,
-                         "sketch_z_dim": sketcher.z_dim if sketcher else 0}))
+        drawers["face"].start_compiling()  # eager serves meanwhile
+    conn.send(("ready", {"models": {kind: (s.version, s.z_dim) for kind, s in samplers.items()},
+                         "missing": missing}))
     while True:
         try:
             msg = conn.recv()
@@ -68,8 +57,8 @@ def _serve(conn: Connection, weights: str | None, device: str, threads: int, com
             return
         if msg[0] == "stop":
             return
-        arrays = [torch.from_numpy(a) for a in msg[1:]]
-        images = drawer.draw(*arrays) if msg[0] == "draw" else sketcher.draw(*arrays)
+        _, kind, *arrays = msg
+        images = drawers[kind].draw(*(torch.from_numpy(a) for a in arrays))
         conn.send(("done", images.numpy()))
 
 
@@ -79,25 +68,23 @@ class WorkerProcess:
 
     process: mp.process.BaseProcess
     conn: Connection
-    version: str
-    z_dim: int
-    weights: str | None
-    sketch_version: str | None  # None: no sketch model, see sketch_error
-    sketch_z_dim: int
-    sketch_error: str | None
+    weights: dict[str, str | None]  # by kind, as asked for (None: the kind's bundled weights)
+    models: dict[str, Loaded]  # what it serves, by kind
+    missing: dict[str, str]  # why each kind it does not serve is missing
+
+    @property
+    def version(self) -> str:
+        return self.models["face"].version
 
     @classmethod
-    async def start(cls, weights: str | Path | None, device: str = "cpu", threads: int = 0,
-                    compile_: bool = False, timeout: float = 120.0,
-                    sketch_weights: str | Path | None = None) -> "WorkerProcess":
-        """Spawn a worker and wait until it has loaded and checked ``weights``; WorkerFailed otherwise.
-
-        Sketch weights (None: the bundled ones) that do not load leave it without sketches, not failed."""
+    async def start(cls, weights: Mapping[str, str | Path | None], device: str = "cpu", threads: int = 0,
+                    compile_: bool = False, timeout: float = 120.0, strict: tuple[str, ...] = ()) -> "WorkerProcess":
+        """Spawn a worker and wait until it has loaded and checked ``weights`` (by kind); WorkerFailed when the
+        face generator, or a kind in ``strict``, does not load. Other kinds that do not load are left out."""
         ctx = mp.get_context("spawn")  # fork would copy a parent's torch threads and locks
         parent, child = ctx.Pipe()
-        weights = str(weights) if weights else None
-        sketch_weights = str(sketch_weights) if sketch_weights else None
-        proc = ctx.Process(target=_serve, args=(child, weights, device, threads, compile_, sketch_weights),
+        weights = {kind: str(w) if w else None for kind, w in weights.items()}
+        proc = ctx.Process(target=_serve, args=(child, weights, strict, device, threads, compile_),
                            daemon=True, name="moebot-generator")
         proc.start()
         child.close()
@@ -108,18 +95,14 @@ class WorkerProcess:
             raise WorkerFailed(f"the generator worker did not start: {e or 'timed out'}") from None
         if msg[0] != "ready":
             proc.join(5)
-            raise WorkerFailed(f"refused {weights or 'the bundled weights'}: {msg[1]}")
+            raise WorkerFailed(f"refused {describe(weights, (*strict, 'face')[0])}: {msg[1]}")
         info = msg[1]
-        return cls(proc, parent, info["version"], info["z_dim"], weights, info["sketch_version"], info["sketch_z_dim"],
-                   info["sketch_error"])
+        return cls(proc, parent, weights, {kind: Loaded(*m) for kind, m in info["models"].items()}, info["missing"])
 
-    async def draw(self, z: np.ndarray, cond: np.ndarray, timeout: float, sketch: np.ndarray | None = None
-                   ) -> np.ndarray:
-        """Run one batch (of sketches when ``sketch`` is given); WorkerFailed (and the process killed) if it
-        dies or takes over ``timeout`` s."""
-        msg = ("draw", z, cond) if sketch is None else ("sketch", sketch, z, cond)
+    async def draw(self, kind: str, arrays: tuple[np.ndarray, ...], timeout: float) -> np.ndarray:
+        """Run one batch of ``kind``; WorkerFailed (and the process killed) if it dies or takes over ``timeout`` s."""
         try:  # send in the thread too: a large batch can fill the pipe's buffer
-            reply = await asyncio.wait_for(asyncio.to_thread(_exchange, self.conn, msg), timeout)
+            reply = await asyncio.wait_for(asyncio.to_thread(_exchange, self.conn, ("draw", kind, *arrays)), timeout)
         except asyncio.TimeoutError:
             self.kill()
             raise WorkerFailed(f"the generator took over {timeout:g} s and was restarted") from None
@@ -147,6 +130,11 @@ class WorkerProcess:
         while self.process.is_alive() and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         self.kill()
+
+
+def describe(weights: Mapping[str, str | None], kind: str = "face") -> str:
+    """A kind's weights in a log line: the file, or "the bundled weights"."""
+    return weights.get(kind) or "the bundled weights"
 
 
 def _exchange(conn: Connection, msg: tuple) -> tuple:

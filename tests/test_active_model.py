@@ -8,7 +8,8 @@ import torch
 from bot.cli import main
 from bot.config import load_config
 from bot.runner import make_service
-from generator.active_model import follow_promotions, promote_file, read_active
+from fakes.bot_parts import lifecycle, promote
+from generator.active_model import follow_promotions, read_active
 from generator.models.acgan import ACGANConfig, Generator
 from generator.service import GeneratorService, ServiceOptions
 from generator.weights import save_module
@@ -51,7 +52,7 @@ def test_running_service_follows_the_pointer(tiny_generator_file, tmp_path):
         async with GeneratorService(tiny_generator_file, ServiceOptions(threads=1)) as svc:
             follower = asyncio.create_task(follow_promotions(svc, data, every=0.05))
             before = (await svc.faces([0], [0], [0])).version
-            promote_file(data, _weights(tmp_path / "next.safetensors", "v8"))
+            await lifecycle(data).promote_file(_weights(tmp_path / "next.safetensors", "v8"), "test", "test")
             for _ in range(400):  # the swap needs a new worker process: allow it a few seconds
                 if svc.version == "v8":
                     break
@@ -91,8 +92,8 @@ def test_a_damaged_pointer_reads_as_the_last_promotion_and_the_bot_still_starts(
     monkeypatch.setenv("MOEBOT_GENERATOR_DEVICE", "cpu")
     monkeypatch.setenv("MOEBOT_GENERATOR_THREADS", "1")
     pointer = data / "models" / "active.json"
-    promote_file(data, _weights(tmp_path / "a.safetensors", "v7"))
-    promote_file(data, _weights(tmp_path / "b.safetensors", "v8"))
+    promote(data, _weights(tmp_path / "a.safetensors", "v7"))
+    promote(data, _weights(tmp_path / "b.safetensors", "v8"))
     pointer.write_text(pointer.read_text()[:20])  # cut short, as a full disk leaves it
     with (data / "models" / "history.jsonl").open("a") as f:
         f.write('{"weights": "')  # the history's last line too
@@ -119,7 +120,7 @@ def test_following_goes_on_after_the_pointer_was_damaged(tiny_generator_file, tm
             (data / "models" / "active.json").write_text('{"weights": "/x", "vers')
             while "is damaged" not in caplog.text:
                 await asyncio.sleep(0.05)
-            promote_file(data, _weights(tmp_path / "next.safetensors", "v8"))
+            await lifecycle(data).promote_file(_weights(tmp_path / "next.safetensors", "v8"), "test", "test")
             while svc.version != "v8" and not follower.done():
                 await asyncio.sleep(0.05)
             follower.cancel()

@@ -10,6 +10,8 @@ import re
 import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -21,10 +23,10 @@ import migrations
 from bot.cli import main
 from bot.config import load_config
 from bot.runner import run
-from fakes.bot_parts import tiny_weights
+from fakes.bot_parts import promote, tiny_weights
 from fakes.discord_server import FakeDiscord
 from fakes.telegram_server import FakeTelegram
-from generator.active_model import promote_file
+from generator.active_model import read_active
 from generator.models.acgan import ACGANConfig, Generator
 from generator.weights import save_module
 
@@ -179,7 +181,7 @@ def test_run_serves_telegram_until_stopped_and_never_logs_the_token(tmp_path, en
     """The whole `moebot run` path against the fake Bot API, stopped by SIGINT as Ctrl+C would;
     the promoted model serves rather than the configured weights, an admin sees the generator's
     metrics in /stats, Prometheus can scrape them, and --web serves the dashboard beside Telegram."""
-    promote_file(tmp_path / "data", tiny_weights(tmp_path / "promoted.safetensors", seed=3, version="promoted-v3"))
+    promote(tmp_path / "data", tiny_weights(tmp_path / "promoted.safetensors", seed=3, version="promoted-v3"))
 
     metrics_port, web_port = free_port(), free_port()
     server = FakeTelegram()
@@ -350,3 +352,34 @@ def test_a_device_this_machine_lacks_is_named_as_the_setting(env, capsys, device
     err = capsys.readouterr().err
     assert f'[generator] device in bot.toml (or MOEBOT_GENERATOR_DEVICE): device "{device}" is not available' in err
     assert 'Use "auto"' in err and "weights" not in err
+
+
+def test_weights_that_do_not_load_at_start_end_the_process_promptly(tmp_path):
+    """The generator starts before the core exists; when it cannot, the store (whose thread would keep the process
+    alive) is closed on the way out, so `moebot run` ends with status 2 rather than hanging."""
+    torn = tmp_path / "torn.safetensors"
+    good = tiny_weights(tmp_path / "good.safetensors").read_bytes()
+    torn.write_bytes(good[:len(good) // 2])  # the header survives, the tensors are cut short
+    env = {k: v for k, v in os.environ.items() if k not in ("DISCORD_TOKEN", "TELEGRAM_TOKEN")}
+    env.update(MOEBOT_GENERATOR_WEIGHTS=str(torn), MOEBOT_GENERATOR_DEVICE="cpu", MOEBOT_GENERATOR_THREADS="1",
+               MOEBOT_STORAGE_DATA_DIR=str(tmp_path / "data"), MOEBOT_WEB_PORT=str(free_port()))
+    done = subprocess.run([sys.executable, "-m", "bot"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)  # a hang fails here
+    assert done.returncode == 2 and "cannot load the generator" in done.stderr and "torn.safetensors" in done.stderr
+
+
+def test_damaged_active_weights_at_start_give_way_to_the_previous_good_version(tmp_path, env, caplog):
+    data = tmp_path / "data"
+    promote(data, tiny_weights(tmp_path / "v7.safetensors", seed=7, version="v7"))
+    damaged = promote(data, tiny_weights(tmp_path / "v8.safetensors", seed=8, version="v8")).weights
+    damaged.write_bytes(damaged.read_bytes()[:1000])  # torn on disk while the bot was down
+    env.setenv("MOEBOT_WEB_PORT", str(free_port()))
+    caplog.set_level(logging.INFO)
+    with then_ctrl_c(lambda: logged(caplog, "moebot is running with model")):
+        assert main(["run"]) == 0  # not 2: there was a good version to go back to
+    assert "moebot is running with model v7" in caplog.text
+    assert "the active face model v8 does not load" in caplog.text and "v7 serves instead" in caplog.text
+    conn = sqlite3.connect(data / "moebot.db")
+    assert dict(conn.execute("SELECT version, state FROM models")) == {"v7": "active", "v8": "failed"}
+    assert conn.execute("SELECT version, actor FROM promotions ORDER BY id DESC").fetchone() == ("v7", "moebot run")
+    assert read_active(data).version == "v7"  # other processes follow it too

@@ -14,11 +14,14 @@ import re
 import pytest
 import torch
 
+import migrations
+from fakes.bot_parts import tiny_sketch_weights, tiny_upscaler_weights
 from generator.models.acgan import ACGANConfig, Generator
-from generator.sampler import FaceSampler, SketchSampler
-from generator.service import GenerationFailed, GeneratorService, QueueFull, ServiceOptions, SketchesUnavailable
+from generator.sampler import FaceSampler, SketchSampler, UpscalerSampler
+from generator.service import GenerationFailed, GeneratorService, ModelUnavailable, QueueFull, ServiceOptions
 from generator.weights import save_module
 from generator.worker_process import WorkerFailed
+from training.lifecycle import Lifecycle
 
 
 def _weights(path, g_ch=4, seed=0, version=None):
@@ -48,7 +51,7 @@ def ray_service(tiny_generator_file, tiny_sketch_file):
     from generator.ray_service import RayGeneratorService
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    svc = asyncio.run(RayGeneratorService(tiny_generator_file, API, sketch_weights=tiny_sketch_file).start())
+    svc = asyncio.run(RayGeneratorService({"face": tiny_generator_file, "sketch": tiny_sketch_file}, API).start())
     yield svc
     serve.shutdown()
     ray.shutdown()
@@ -58,7 +61,7 @@ def ray_service(tiny_generator_file, tiny_sketch_file):
 def service(request, tiny_generator_file, tiny_sketch_file):
     """``async with service() as svc``: a fresh local service, or the module's Ray deployment."""
     if request.param == "local":
-        return lambda: GeneratorService(tiny_generator_file, API, tiny_sketch_file)
+        return lambda: GeneratorService({"face": tiny_generator_file, "sketch": tiny_sketch_file}, API)
     svc = request.getfixturevalue("ray_service")
 
     @contextlib.asynccontextmanager
@@ -106,7 +109,7 @@ def test_every_backend_draws_sketches_as_eager_does(service, tiny_sketch_file):
         async with service() as svc:  # three sketches and a face: what the small test queue holds
             face = asyncio.ensure_future(svc.faces([1], [1], [1]))
             drawn = await asyncio.gather(*(svc.sketch(sketches[i:i + 1], [i], [2], [40 + i]) for i in range(3)))
-            return drawn, await face, svc.sketch_version
+            return drawn, await face, svc.models["sketch"].version
 
     drawn, face, version = asyncio.run(go())
     eager = SketchSampler.load(tiny_sketch_file, "cpu")
@@ -122,13 +125,13 @@ def test_without_a_sketch_model_faces_are_served_and_sketches_refused(tiny_gener
     missing = tmp_path / "no-such-sketch.safetensors"
 
     async def go():
-        async with GeneratorService(tiny_generator_file, API, missing) as svc:
-            with pytest.raises(SketchesUnavailable, match="no-such-sketch"):
+        async with GeneratorService({"face": tiny_generator_file, "sketch": missing}, API) as svc:
+            with pytest.raises(ModelUnavailable, match="no-such-sketch"):
                 await svc.sketch(torch.ones(1, 1, 64, 64), [0], [0], [0])
-            return svc.sketch_version, await svc.faces([0], [0], [0])
+            return svc.serves("sketch"), await svc.faces([0], [0], [0])
 
     version, face = asyncio.run(go())
-    assert version is None and face.images.shape == (1, 3, 64, 64)
+    assert not version and face.images.shape == (1, 3, 64, 64)
 
 
 def test_full_queue_answers_at_once_with_a_retry_time(service):
@@ -289,3 +292,57 @@ def test_restarts_back_off_until_the_weights_load_again(tmp_path, caplog):
         assert asyncio.run(asyncio.wait_for(go(), 300)) == ("v1", 0)  # the request waited, it did not fail
     assert re.findall(r"trying again in ([\d.]+) s", caplog.text)[:3] == ["0.05", "0.1", "0.1"]
     assert "did not restart on" in caplog.text and "w.safetensors" in caplog.text
+
+
+def test_every_kind_is_hot_swapped_and_rolled_back_through_the_lifecycle(service, tiny_sketch_file, tmp_path):
+    """The upscaler and the sketch model go through the one model lifecycle, as faces do: promoted while a client
+    draws 128 px faces (none fails), a NaN upscaler refused, rolled back; each serves before the call returns, and
+    the registry holds one active version per kind."""
+    up1 = tiny_upscaler_weights(tmp_path / "up1.safetensors", seed=1, version="up-v1")
+    up2 = tiny_upscaler_weights(tmp_path / "up2.safetensors", seed=2, version="up-v2")
+    nan = tiny_upscaler_weights(tmp_path / "nan.safetensors", version="up-nan", nan=True)
+    sketch2 = tiny_sketch_weights(tmp_path / "sketch2.safetensors", seed=2, version="sketch-v2")
+    paper = torch.ones(1, 1, 64, 64)
+
+    async def go():
+        async with service() as svc:
+            models = Lifecycle(tmp_path, tmp_path / "moebot.db", {"sketch": tiny_sketch_file}, [svc])
+            face, plain = svc.version, await svc.faces([3], [4], [5], size=128)  # no upscaler: 64 px
+            stop, seen = asyncio.Event(), []
+
+            async def client():
+                while not stop.is_set():
+                    seen.append((await svc.faces([1], [2], [3], size=128)).version)
+            drawing = asyncio.create_task(client())
+            upscaled = []
+            for step in (models.promote_file(up1, "test", "first upscaler"),
+                         models.promote_file(up2, "test", "second upscaler"),
+                         models.rollback(None, "test", "upscaler")):
+                await step
+                upscaled.append(await svc.faces([3], [4], [5], size=128))  # at once: by the new one
+            with pytest.raises(ValueError, match="not finite"):
+                await models.promote_file(nan, "test", "a NaN upscaler")
+            upscaled.append(await svc.faces([3], [4], [5], size=128))
+            await models.promote_file(sketch2, "test", "second sketch model")
+            sketches = [await svc.sketch(paper, [1], [2], [3])]
+            await models.rollback(None, "test", "sketch")
+            sketches.append(await svc.sketch(paper, [1], [2], [3]))
+            stop.set()
+            await drawing  # a failed request would raise here
+            return face, plain, upscaled, sketches, seen
+
+    face, plain, upscaled, sketches, seen = asyncio.run(asyncio.wait_for(go(), 300))
+    assert plain.version == face and plain.images.shape == (1, 3, 64, 64)
+    for drawn, weights in zip(upscaled, (up1, up2, up1, up1)):
+        up = UpscalerSampler.load(weights, "cpu")
+        assert drawn.version == f"{face}+{up.version}"
+        assert torch.equal(drawn.images, up.draw(plain.images))  # exactly what FaceSampler.enlarge draws
+    assert [s.version for s in sketches] == ["sketch-v2", "sketch-v1"]
+    assert seen and all(v.startswith(face) for v in seen)
+    conn = migrations.connect(tmp_path / "moebot.db")
+    assert dict(conn.execute("SELECT kind, version FROM models WHERE state = 'active'")) == \
+        {"upscaler": "up-v1", "sketch": "sketch-v1"}
+    assert conn.execute("SELECT kind, version, reason FROM promotions ORDER BY id").fetchall() == [
+        ("upscaler", "up-v1", "first upscaler"), ("upscaler", "up-v2", "second upscaler"),
+        ("upscaler", "up-v1", "rolled back by test"), ("sketch", "sketch-v2", "second sketch model"),
+        ("sketch", "sketch-v1", "rolled back by test")]

@@ -8,10 +8,11 @@ from PIL import Image
 
 import migrations
 from bot.commands import Rollback, Waifu
-from bot.core import Who
+from bot.core import STORAGE_FULL, Who
 from bot.retraining import RunOutcome
 from fakes.bot_parts import closed, make_core, tiny_weights
 from fakes.telegram_server import FakeTelegram
+from test_bot_core import fill, small_disk  # noqa: F401  (the fixture)
 from test_discord_bot import server  # noqa: F401  (the fixture)
 from test_discord_bot import EPHEMERAL, callback_of
 from test_discord_bot import running_bot as running_discord
@@ -116,3 +117,32 @@ def test_the_picture_right_after_a_rollback_is_drawn_by_the_model_rolled_back_to
     before, told, after = asyncio.run(go())
     assert "model second-v1" in before and "model first-v1" in after
     assert told == "Rolled back: first-v1 draws again."
+
+
+def test_a_full_disk_is_told_to_the_admins_in_chat_at_most_once_an_hour(small_disk, tiny_generator_file):
+    """A write refused for want of space reaches the admins the way a retraining run's end does (a private chat),
+    and more failures within the hour add no more messages."""
+    async def go():
+        telegram = FakeTelegram()
+        await telegram.start()
+        retrainer = make_retrainer(small_disk, tiny_generator_file)
+        app, core = await running_bot(telegram, small_disk, admins=(f"telegram:{ADMIN}",), retrainer=retrainer)
+        try:
+            filler = fill(small_disk)
+            for n in (1, 2):  # two drawings the full disk cannot store
+                await telegram.send_command("/waifu", user_id=1)
+                while sum(c.params["chat_id"] != ADMIN for c in telegram.of("sendMessage")) < n:
+                    await telegram.wait_for("sendMessage", count=len(telegram.of("sendMessage")) + 1)
+            while not any(c.params["chat_id"] == ADMIN for c in telegram.of("sendMessage")):
+                await telegram.wait_for("sendMessage", count=len(telegram.of("sendMessage")) + 1)
+            told_again = await retrainer.warn_admins("disk-full", "the disk is still full")
+            filler.unlink()
+            return telegram.of("sendMessage"), told_again
+        finally:
+            await stopped(app, core)
+            await telegram.stop()
+    sent, told_again = asyncio.run(asyncio.wait_for(go(), 120))
+    to_admin = [c.params["text"] for c in sent if c.params["chat_id"] == ADMIN]
+    assert len(to_admin) == 1 and to_admin[0].startswith("⚠ The bot's disk is full") and str(small_disk) in to_admin[0]
+    assert [c.params["text"] for c in sent if c.params["chat_id"] != ADMIN] == [STORAGE_FULL] * 2
+    assert not told_again  # within the hour: not again

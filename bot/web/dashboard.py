@@ -20,19 +20,22 @@ from aiohttp import web
 from bot.core import Core, tags_text
 from bot.store import VOTE_FILTERS, GalleryFilter, Item
 from bot.web.adapter import CORE, json_body
-from generator.active_model import models_dir, promote_file, read_active
+from generator.active_model import models_dir, read_active
+from generator.model_kinds import KINDS, kind_for_arch
 from generator.tags import EYE_COLORS, HAIR_COLORS
-from generator.weights import BUNDLED_GENERATOR, read_metadata, weights_version
+from generator.weights import read_metadata, weights_version
+from generator.worker_process import WorkerFailed
+from training.lifecycle import Lifecycle
 from training.registry import ModelRecord
 
 PER_PAGE = 24
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 RUN_FILE = re.compile(r"^(loss\.png|fakes\d{6}\.png)$")
-MODEL_ID = re.compile(r"^([0-9a-f]{12}|bundled)$")
+MODEL_ID = re.compile(r"^([0-9a-f]{12}|bundled(-[a-z]{1,20})?)$")
 RUNS = web.AppKey("runs", Path)
 QUEUES = ("pending", "curated", "rejected")  # the training items' states an admin sees and changes
-DASHBOARD = "web:dashboard"  # who the curation log names for changes made here
-FACE_ARCHS = ("acgan", "face-gan", "seed-acgan")  # what the face generator service can serve (a sketch model cannot)
+DASHBOARD = "web:dashboard"  # who the curation log and the model registry name for changes made here
+EXPORTS = ("generator.safetensors", "upscaler.safetensors")  # what a training run exports, face or sketch, upscaler
 
 
 def one_of(request: web.Request, key: str, allowed: tuple[str, ...] | dict) -> str:
@@ -171,58 +174,80 @@ async def run_file(request: web.Request) -> web.FileResponse:
     return web.FileResponse(folder / name, headers={"Cache-Control": "no-cache"})
 
 
-def model_entry(model_id: str, source: str, path: Path, active: Path | None) -> dict[str, Any]:
+def model_entry(model_id: str, source: str, path: Path, active: dict[str, Path | None]) -> dict[str, Any] | None:
+    """A weights file as the models tab lists it, ``active`` when it is what its kind serves; None for a file
+    that no model kind serves (a tagger, say)."""
     try:
         meta = read_metadata(path)
     except (OSError, ValueError) as e:
         return {"id": model_id, "source": source, "version": path.name, "error": str(e), "active": False}
-    return {"id": model_id, "source": source, "version": weights_version(path, meta), "active": path == active,
-            "step": meta.get("step"), "kimg": meta.get("kimg"), "train_minutes": meta.get("train_minutes"),
-            "images": meta.get("images"), "preset": meta.get("preset"), "config": meta.get("config", {}),
-            "size_mb": round(path.stat().st_size / 2**20, 2)}
+    try:
+        kind = kind_for_arch(meta.get("config", {}).get("arch")).name
+    except ValueError:  # a network no kind serves: a tagger, a discriminator
+        return None
+    return {"id": model_id, "source": source, "kind": kind, "version": weights_version(path, meta),
+            "active": path == active.get(kind), "step": meta.get("step"), "kimg": meta.get("kimg"),
+            "train_minutes": meta.get("train_minutes"), "images": meta.get("images"), "preset": meta.get("preset"),
+            "config": meta.get("config", {}), "size_mb": round(path.stat().st_size / 2**20, 2)}
 
 
 def model_files(data_dir: Path) -> dict[str, Path]:
-    """Every version a rollback can go to: the bundled weights and each promoted file, by id."""
+    """Every version a rollback can go to: each kind's bundled weights and each promoted file, by id."""
+    bundled = {"bundled" if name == "face" else f"bundled-{name}": kind.bundled for name, kind in KINDS.items()
+               if kind.bundled is not None}
     kept = {p.stem: p for p in sorted(models_dir(data_dir).glob("*.safetensors")) if MODEL_ID.match(p.stem)}
-    return {"bundled": BUNDLED_GENERATOR, **kept}
+    return {**bundled, **kept}
+
+
+def run_export(folder: Path) -> Path | None:
+    """The weights a training run exported, if it has."""
+    return next((folder / name for name in EXPORTS if (folder / name).is_file()), None)
+
+
+def lifecycle(core: Core) -> Lifecycle:
+    """This bot's model lifecycle: the retrainer's (it knows the configured weights), else one for this process's
+    generator that takes the bundled weights as what serves when nothing was promoted."""
+    if core.retrainer is not None:
+        return core.retrainer.lifecycle
+    return Lifecycle(core.store.data_dir, core.store.database, {k: kind.bundled for k, kind in KINDS.items()},
+                     [core.generator])
 
 
 async def models(request: web.Request) -> web.Response:
     core: Core = request.app[CORE]
+    defaults = lifecycle(core).defaults
 
     def read() -> dict[str, Any]:
-        active = read_active(core.store.data_dir)
-        versions = [model_entry(i, "bundled" if i == "bundled" else f"models/{p.name}", p,
-                                active.weights if active else BUNDLED_GENERATOR)
+        promoted = {kind: read_active(core.store.data_dir, kind) for kind in KINDS}
+        active = {kind: a.weights if a else defaults.get(kind) for kind, a in promoted.items()}
+        versions = [model_entry(i, "bundled" if i.startswith("bundled") else f"models/{p.name}", p, active)
                     for i, p in model_files(core.store.data_dir).items()]
-        candidates = [model_entry(f"run:{name}", f"runs/{name}", folder / "generator.safetensors", None)
+        candidates = [model_entry(f"run:{name}", f"runs/{name}", export, {})
                       for name, folder in run_folders(request.app[RUNS]).items()
-                      if (folder / "generator.safetensors").is_file()]
-        candidates = [c for c in candidates if c.get("config", {}).get("arch") in FACE_ARCHS]
-        return {"serving": core.model_version, "versions": versions, "candidates": candidates}
+                      if (export := run_export(folder)) is not None]
+        return {"serving": {kind: m.version for kind, m in core.generator.models.items()},
+                "versions": [v for v in versions if v], "candidates": [c for c in candidates if c and "kind" in c]}
     return web.json_response(await asyncio.to_thread(read))
 
 
 async def promote(request: web.Request) -> web.Response:
-    """``{"model": "<id>"}`` (a kept version: rollback) or ``{"model": "run:<name>"}`` (a run's export).
-
-    The running generator service follows the pointer within seconds, as after ``moebot models promote``.
-    """
+    """``{"model": "<id>"}`` (a kept version: rollback) or ``{"model": "run:<name>"}`` (a run's export), of any
+    model kind. Through the model lifecycle: this process's generator serves it by the time this answers, the
+    registry records it, and other processes follow within seconds."""
     core: Core = request.app[CORE]
     wanted = str((await json_body(request)).get("model", ""))
     if wanted.startswith("run:"):
         folder = run_folders(request.app[RUNS]).get(wanted[4:])
-        source = folder / "generator.safetensors" if folder else None
+        source = run_export(folder) if folder else None
     else:
         source = model_files(core.store.data_dir).get(wanted) if MODEL_ID.match(wanted) else None
     if source is None or not source.is_file():
         raise web.HTTPNotFound(text="no such model")
     try:
-        active = await asyncio.to_thread(promote_file, core.store.data_dir, source)
-    except (OSError, ValueError) as e:
+        active = await lifecycle(core).promote_file(source, DASHBOARD, "promoted in the dashboard")
+    except (OSError, ValueError, WorkerFailed) as e:
         raise web.HTTPBadRequest(text=f"refused: {e}") from None
-    return web.json_response({"active": active.version})
+    return web.json_response({"active": active.version, "kind": active.kind})
 
 
 def record_json(record: ModelRecord) -> dict[str, Any]:

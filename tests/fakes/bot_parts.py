@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,10 +13,14 @@ from bot.core import Core
 from bot.curation import CurationRules
 from bot.limits import Limits
 from bot.store import Store
+from generator.active_model import ActiveModel
+from generator.model_kinds import KINDS
 from generator.models.acgan import ACGANConfig, Generator
 from generator.models.sketch_gan import SketchGANConfig, SketchToFace
+from generator.models.upscaler import Upscaler, UpscalerConfig
 from generator.service import GeneratorService, ServiceOptions
 from generator.weights import save_module
+from training.lifecycle import Lifecycle
 
 if TYPE_CHECKING:
     from bot.retraining import Retrainer
@@ -37,6 +42,30 @@ def tiny_sketch_weights(path: Path, *, seed: int = 0, version: str = "sketch-v1"
     return path
 
 
+def tiny_upscaler_weights(path: Path, *, seed: int = 0, version: str = "up-v1", nan: bool = False) -> Path:
+    """A narrow 2x upscaler whose output layer is random (an untrained one is plain enlargement), saved as its
+    trainer exports it; ``nan``: its weights are NaN."""
+    torch.manual_seed(seed)
+    up = Upscaler(UpscalerConfig(ch=4, convs=1))
+    with torch.no_grad():
+        torch.nn.init.normal_(up.body[-2].weight, std=0.1)
+        if nan:
+            up.body[0].weight.fill_(float("nan"))
+    save_module(up, path, up.cfg.to_dict(), step=seed, version=version)
+    return path
+
+
+def lifecycle(data_dir: Path, *services: GeneratorService) -> Lifecycle:
+    """The model lifecycle of a bot on ``data_dir`` (its database there), the bundled weights its defaults."""
+    return Lifecycle(data_dir, data_dir / "moebot.db", {name: kind.bundled for name, kind in KINDS.items()},
+                     list(services))
+
+
+def promote(data_dir: Path, weights: Path) -> ActiveModel:
+    """Promote ``weights`` as `moebot models promote` does (running services follow the pointer)."""
+    return asyncio.run(lifecycle(data_dir).promote_file(weights, "test", "promoted by a test"))
+
+
 async def make_core(data_dir: Path, *, cooldown_s: float = 0.0, chat_per_minute: int = 1000, clock=None,
                     weights: Path | None = None, sketch_weights: Path | None = None, admins: tuple[str, ...] = (),
                     curation: CurationRules = CurationRules(), retrainer: Retrainer | None = None,
@@ -45,7 +74,8 @@ async def make_core(data_dir: Path, *, cooldown_s: float = 0.0, chat_per_minute:
     ``sketch_weights``, else tiny ones; ``options`` are ServiceOptions); close both with ``await closed(core)``."""
     weights = weights or tiny_weights(data_dir / "tiny.safetensors")
     sketch_weights = sketch_weights or tiny_sketch_weights(data_dir / "tiny-sketch.safetensors")
-    service = await GeneratorService(weights, ServiceOptions(**{"threads": 1, **options}), sketch_weights).start()
+    service = await GeneratorService({"face": weights, "sketch": sketch_weights},
+                                     ServiceOptions(**{"threads": 1, **options})).start()
     store = await Store.open(data_dir / "moebot.db", data_dir)
     limits = Limits(cooldown_s, chat_per_minute, **({"clock": clock} if clock else {}))
     return Core(store, service, limits, display_size=64, morph_frames=3, admins=admins, curation=curation,

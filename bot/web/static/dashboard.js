@@ -185,7 +185,7 @@ async function promote(id) {
   const notice = document.getElementById("model-notice");
   try {
     const result = await (await checked(await post("/api/models/promote", {model: id}))).json();
-    notice.textContent = `Active model is now ${result.active}; the generator switches within seconds.`;
+    notice.textContent = `Active ${result.kind} model is now ${result.active}: this bot draws with it now, others within seconds.`;
   } catch (error) {
     notice.textContent = error.message;
   }
@@ -200,7 +200,7 @@ function modelRows(models, verb) {
     button.disabled = m.active;
     button.dataset.model = m.id;
     button.addEventListener("click", () => promote(m.id));
-    return {cells: [m.version, m.source, m.step, m.kimg, m.train_minutes, m.images, m.config?.g_ch, m.size_mb, button],
+    return {cells: [m.version, m.kind, m.source, m.step, m.kimg, m.train_minutes, m.images, m.config?.g_ch, m.size_mb, button],
             className: m.active ? "active" : ""};
   });
 }
@@ -244,8 +244,8 @@ function registryRow(model) {
 
 async function loadModels() {
   const data = await getJSON("/api/models");
-  const head = ["version", "from", "step", "kimg", "minutes", "training images", "G width", "MB", ""];
-  document.getElementById("serving").textContent = data.serving;
+  const head = ["version", "kind", "from", "step", "kimg", "minutes", "training images", "G width", "MB", ""];
+  document.getElementById("serving").textContent = Object.entries(data.serving).map(([kind, v]) => `${v} (${kind})`).join(" · ");
   table(document.getElementById("versions"), head, modelRows(data.versions, "roll back to this"));
   table(document.getElementById("candidates"), head, modelRows(data.candidates, "promote"));
   const reg = await getJSON("/api/registry");

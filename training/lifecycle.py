@@ -1,0 +1,167 @@
+"""The model lifecycle: how a model of any kind becomes the one that serves, and how it goes back.
+
+``Lifecycle.promote(kind, version, actor, reason)`` is the one way: the version's weights are checked (they
+load as their kind, their output is finite), this process's generator services switch to them, the
+registry records it (the state change and who made it, why) in one transaction, and only then is the
+pointer that other processes' services follow rewritten from what the registry recorded. The CLI, the
+dashboard, the retrainer and the start-up fallback all go through it, so "what is active" has one source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Mapping, TypeVar
+
+from generator.active_model import ActiveModel, keep_copy, point_to, read_active, read_pointer
+from generator.model_check import check_weights
+from generator.weights import read_metadata, weights_version
+from generator.worker_process import WorkerFailed
+from training import registry
+from training.registry import ModelRecord
+
+if TYPE_CHECKING:
+    from generator.service import DrawingService
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass
+class Lifecycle:
+    data_dir: Path
+    database: Path
+    defaults: Mapping[str, Path | None]  # what serves of each kind while none was promoted: configured or bundled
+    services: list[DrawingService] = field(default_factory=list)  # this process's: switched before it is recorded
+
+    def attach(self, service: DrawingService) -> None:
+        """Switch ``service`` (a generator service of this process) to every model promoted here before the
+        promotion is recorded and reported, so the next picture after "promoted" is drawn by it; services of
+        other processes follow the pointer within seconds."""
+        self.services.append(service)
+
+    async def db(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await registry.in_thread(self.database, fn)
+
+    async def promote_file(self, source: Path, actor: str, reason: str) -> ActiveModel:
+        """Check ``source`` and keep a copy of it, register it (as a candidate, unless its version is known), then
+        ``promote`` it; its kind is the one its architecture names. ValueError says why it was refused."""
+        kept = await asyncio.to_thread(keep_copy, self.data_dir, source)
+        await self.db(lambda conn: registry.register(conn, kept.kind, kept.version, kept.weights))
+        return await self._switch(kept, actor, reason)
+
+    async def promote(self, kind: str, version: str, actor: str, reason: str) -> ActiveModel:
+        """Make the registered ``version`` the active model of ``kind`` (see the module docstring). ValueError when
+        it is unknown, of another kind, without weights, or they fail the check; WorkerFailed when a service
+        refused it. Either way nothing changed."""
+        record = await self.db(lambda conn: registry.get(conn, version))
+        if record is None or record.kind != kind:
+            raise ValueError(f"there is no {kind} model {version!r}")
+        if record.path is None or not record.path.is_file():
+            raise ValueError(f"{version} has no weights file left")
+        return await self._switch(await asyncio.to_thread(keep_copy, self.data_dir, record.path), actor, reason)
+
+    async def _switch(self, kept: ActiveModel, actor: str, reason: str) -> ActiveModel:
+        """Serve the checked copy ``kept`` here, record the promotion, then point other processes at it."""
+        for service in self.services:
+            await service.promote(kept.weights, kept.kind)
+        await self.db(lambda conn: registry.promote(conn, kept.kind, kept.version, actor, reason, kept.weights))
+        await self.derive_pointer()
+        return kept
+
+    async def rollback(self, version: str | None, actor: str, kind: str = "face") -> str:
+        """Serve ``version`` again (default: the model of ``kind`` that served before the current one); a readable
+        answer, or ValueError saying why not."""
+        def pick(conn: sqlite3.Connection) -> ModelRecord:
+            self.serving(conn, kind)
+            target = registry.get(conn, version) if version else \
+                next(iter(registry.retired(conn, kind)), None) or self._default_record(conn, kind)
+            if target is None:
+                raise ValueError(f"there is no model {version!r}" if version else
+                                 "there is no earlier model" if kind == "face" else f"there is no earlier {kind} model")
+            if target.state == "active":
+                raise ValueError(f"{target.version} is already the active model")
+            return target
+        target = await self.db(pick)
+        try:
+            await self.promote(target.kind, target.version, actor, f"rolled back by {actor}")
+        except WorkerFailed as e:
+            raise ValueError(f"the generator refused {target.version}: {e}") from None
+        later = "" if self.services else " (running bots switch within seconds)"
+        return f"Rolled back: {target.version} draws again{later}."
+
+    def _default_record(self, conn: sqlite3.Connection, kind: str) -> ModelRecord | None:
+        """The configured or bundled model of ``kind`` (registered now, if it was not) when a promoted one serves
+        instead of it: what served before the first promotion of the kind."""
+        path, active = self.defaults.get(kind), read_active(self.data_dir, kind)
+        if path is None or active is None or not path.is_file():
+            return None
+        version = weights_version(path, read_metadata(path))
+        if version == active.version:
+            return None
+        registry.register(conn, kind, version, path)
+        return registry.get(conn, version)
+
+    def serving(self, conn: sqlite3.Connection, kind: str = "face") -> tuple[str, Path] | None:
+        """(version, weights) of the model of ``kind`` that serves now (the promoted one, else the configured or
+        bundled one), recorded in the registry if it was not; None when nothing of the kind serves."""
+        active = read_active(self.data_dir, kind)
+        path = active.weights if active else self.defaults.get(kind)
+        if path is None:
+            return None
+        version = active.version if active else weights_version(path, read_metadata(path))
+        registry.ensure_active(conn, version, path, kind=kind)
+        return version, path
+
+    async def derive_pointer(self) -> None:
+        """Point each kind at its newest recorded promotion, where the pointer names something else (after a
+        promotion, or a process that stopped between recording and pointing)."""
+        latest = await self.db(registry.latest_promotions)
+        pointed, _ = await asyncio.to_thread(read_pointer, self.data_dir)
+        for kind, p in latest.items():
+            now = pointed.get(kind)
+            if now is None or (now.version, now.weights) != (p.version, p.path):
+                at = datetime.fromisoformat(p.at.replace("Z", "+00:00")).timestamp()
+                await asyncio.to_thread(point_to, self.data_dir, ActiveModel(p.path, p.version, at, kind))
+
+    async def recover(self, actor: str) -> None:
+        """At start: each promoted model whose weights no longer load or draw gives way to the newest earlier
+        version of its kind that does (else the configured or bundled one), logged and recorded as a promotion
+        by ``actor``; the damaged version is marked failed. With nothing to fall back to, it stays (the
+        generator then says what is wrong)."""
+        await self.derive_pointer()
+        promoted, problem = await asyncio.to_thread(read_pointer, self.data_dir)
+        if problem:
+            log.error("%s", problem)
+        for kind, active in promoted.items():
+            try:
+                await asyncio.to_thread(check_weights, active.weights, kind)
+                continue
+            except ValueError as e:
+                damage = f"the active {kind} model {active.version} does not load: {e}"
+            instead = await self._fall_back(kind, actor, damage)
+            if instead is None:
+                log.error("%s; there is nothing to fall back to", damage)
+                continue
+            await self.db(lambda conn: registry.set_state(conn, active.version, "failed", damage))
+            log.error("%s; %s serves instead", damage, instead)
+
+    async def _fall_back(self, kind: str, actor: str, why: str) -> str | None:
+        """Promote the newest version of ``kind`` that served before and passes the check, else the configured or
+        bundled one; its version, or None when none does."""
+        for record in await self.db(lambda conn: registry.retired(conn, kind)):
+            if version := await self._promoted(record, actor, why):
+                return version
+        default = await self.db(lambda conn: self._default_record(conn, kind))
+        return await self._promoted(default, actor, why) if default else None
+
+    async def _promoted(self, record: ModelRecord, actor: str, why: str) -> str | None:
+        """``record`` promoted: its version, or None when it was refused."""
+        try:
+            return (await self.promote(record.kind, record.version, actor, why)).version
+        except (ValueError, WorkerFailed):
+            return None
