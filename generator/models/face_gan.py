@@ -12,7 +12,8 @@ face in [-1, 1] out), built to remove what made those faces look generated:
   and auxiliary colour classifiers that read the 4x4 feature map (eye colour
   counts at eye height, not anywhere in the picture).
 
-Widths are chosen for the 2-core CPU: ``g_ch=24`` costs ~0.3 GFLOP per face.
+Widths are chosen for the 2-core CPU: ``g_ch=24`` costs 0.51 GFLOP per face (the transposed-conv
+model 0.12, the public ACGAN 0.82).
 """
 
 from __future__ import annotations
