@@ -71,7 +71,7 @@ def fill(data_dir: Path, n: int, seed: int = 0) -> None:
 async def measure(data_dir: Path, repeat: int) -> list[tuple[str, int, float, float, float]]:
     """(case, pictures matched, median JSON ms, worst JSON ms, median ms with thumbnails) per case."""
     store = await Store.open(data_dir / "moebot.db", data_dir)
-    core = Core(store, GeneratorService(), Limits(5.0, 20))  # the gallery never draws: the service stays unstarted
+    core = Core(store, GeneratorService(), Limits(store.db, 5.0, 20))  # the gallery never draws: the service stays unstarted
     runner, url = await server.start(server.create_app(core, data_dir / "runs"), WebConfig("127.0.0.1", 0))
     results = []
     try:

@@ -64,7 +64,7 @@ async def end_to_end(weights: str | None, frames: int, runs: int) -> None:
         data_dir = Path(tmp)
         service = await GeneratorService(weights, ServiceOptions(threads=0)).start()
         store = await Store.open(data_dir / "moebot.db", data_dir)
-        core = Core(store, service, Limits(0, 10_000), display_size=SIZE, morph_frames=frames)
+        core = Core(store, service, Limits(store.db, 0, 10_000), display_size=SIZE, morph_frames=frames)
         try:
             async def one(k: int) -> float:
                 t0 = time.perf_counter()

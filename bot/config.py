@@ -19,6 +19,7 @@ from typing import Any, Mapping, get_type_hints
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.curation import CurationRules
+from bot.store.database import is_postgres
 from generator.sketch_input import UploadLimits
 from training.gate import Margins
 
@@ -29,8 +30,9 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class StorageConfig:
-    data_dir: Path = Path("data")
-    database: str = "moebot.db"  # relative to data_dir unless absolute
+    data_dir: Path = Path("data")  # pictures, uploads and faces; one path that every bot process shares
+    database: str = "moebot.db"  # the SQLite file, relative to data_dir unless absolute (when url is empty)
+    url: str = ""  # postgresql://user:password@host:port/dbname: several processes or machines on one database
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,11 @@ class Config:
     def database(self) -> Path:
         return self.storage.data_dir / self.storage.database
 
+    @property
+    def storage_target(self) -> str | Path:
+        """Where the store opens: [storage] url when set, else the SQLite file."""
+        return self.storage.url or self.database
+
 
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -172,6 +179,9 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"[uploads] max_pixels must be between 1 and {MAX_PIXELS_CEILING}")
     if not cfg.storage.database:
         raise ConfigError("[storage] database must name a file")
+    if cfg.storage.url and not is_postgres(cfg.storage.url):
+        raise ConfigError("[storage] url must be empty (the SQLite file [storage] database) or a "
+                          "postgresql://user:password@host:port/dbname URL")
     for key in ("curate_above", "reject_below"):
         if not 0 <= getattr(cfg.curation, key) <= 1:
             raise ConfigError(f"[curation] {key} must be between 0 and 1 (a share of 👍 votes)")

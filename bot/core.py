@@ -12,7 +12,6 @@ import dataclasses
 import logging
 import random
 import re
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from concurrent.futures import ThreadPoolExecutor
@@ -123,6 +122,8 @@ SUBMIT_TIPS = "Anime faces facing the camera work best; I cut each face out and 
 DECODERS = 2  # threads that decode uploads: a flood of hostile files waits for these, never for the shared pool
 DECODE_TIMEOUT_S = 20.0  # an upload not decoded by then is refused (the largest allowed decodes in about 1 s)
 SLOW_UPLOAD = "That picture took too long to read — please send a smaller PNG or JPEG."
+NEAR_DUPLICATES = "near-duplicates"  # the lease held while a submission is checked against the training set
+NEAR_DUPLICATES_TTL_S = 120.0  # how long a process that died holding it keeps other /submit waiting
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,6 @@ class Core:
         self._notices: set[asyncio.Task] = set()  # admin notices on their way
         self._rng = rng or random.SystemRandom()
         self._tagger: Tagger | None = None  # the evaluation classifier, loaded by the first /submit
-        self._submitting = asyncio.Lock()  # one submission at a time is checked against the training set
         self._decoders = ThreadPoolExecutor(DECODERS, thread_name_prefix="moebot-decode")
 
     async def close(self) -> None:
@@ -278,7 +278,7 @@ class Core:
         try:
             user = await self.store.user(who.platform, who.user_id, who.user_name)
             counts = await self.store.vote(picture_id, user, value, self.curation)
-        except (OSError, sqlite3.Error) as e:
+        except Exception as e:
             if not storage_full(e):
                 raise
             return VoteResult(self._storage_full(e), None)
@@ -449,7 +449,7 @@ class Core:
         return Reply(outcome.text, files)
 
     async def _draw(self, who: Who, command: Waifu | Grid | Morph, on_queued: OnQueued | None) -> Reply:
-        refusal = self.limits.take(who.user_key, who.chat_key)
+        refusal = await self.limits.take(who.user_key, who.chat_key)
         if refusal:
             return Reply(refusal, refusal=True)
         user = await self.store.user(who.platform, who.user_id, who.user_name)
@@ -477,7 +477,7 @@ class Core:
                            tips: str) -> tuple[bytes, Decoded] | Reply:
         """Take the user's drawing turn, then fetch and decode the upload (off the loop): (bytes, decoded), or
         the refusal to answer with when the limits or the upload say no (the turn is given back then)."""
-        refusal = self.limits.take(who.user_key, who.chat_key)
+        refusal = await self.limits.take(who.user_key, who.chat_key)
         if refusal:
             return Reply(refusal, refusal=True)
         try:
@@ -486,7 +486,7 @@ class Core:
             data = await upload.fetch()
             return data, await self._decoded(decode, data)
         except SketchRejected as e:
-            self.limits.give_back(who.user_key, who.chat_key)
+            await self.limits.give_back(who.user_key, who.chat_key)
             return Reply(f"{e}\n{tips}", refusal=True)
 
     async def _decoded(self, decode: Callable[[bytes, UploadLimits], Decoded], data: bytes) -> Decoded:
@@ -516,8 +516,8 @@ class Core:
             notes.append("(Your image is animated; I used its first frame.)")
         replies: list[Reply] = []
         upload_id = None
-        async with self._submitting:
-            index = await asyncio.to_thread(FaceHashIndex.build, self.store.data_dir)
+        async with self.store.leases.held(NEAR_DUPLICATES, NEAR_DUPLICATES_TTL_S):  # one submission at a time
+            index = await asyncio.to_thread(FaceHashIndex.of_faces, self.store.data_dir, await self.store.faces())
             for n, crop in enumerate(crops.crops, 1):
                 which = f"Face {n}" if len(crops.crops) > 1 else "That face"
                 h = face_hash(crop.image)
@@ -542,7 +542,7 @@ class Core:
                                      Buttons(added[1], 0, 0)))
                 replies.append(tag_card(await self.store.item(added[0])))
         if not replies:
-            self.limits.give_back(who.user_key, who.chat_key)
+            await self.limits.give_back(who.user_key, who.chat_key)
             return Reply("\n".join(notes), refusal=True)
         first = replies[0]
         return dataclasses.replace(first, text="\n".join([first.text, *notes]), more=tuple(replies[1:]))
@@ -557,11 +557,11 @@ class Core:
         try:
             drawn, version = await self._submit(job, _quietly(on_queued))
         except QueueFull as e:
-            self.limits.give_back(who.user_key, who.chat_key)
+            await self.limits.give_back(who.user_key, who.chat_key)
             return Reply(f"I'm busy drawing for others — try again in {e.retry_after} s.", refusal=True)
         except (GenerationFailed, asyncio.TimeoutError) as e:
             log.warning("drawing for %s failed: %s", who.user_key, str(e) or "timed out")
-            self.limits.give_back(who.user_key, who.chat_key)
+            await self.limits.give_back(who.user_key, who.chat_key)
             return Reply("The generator hiccuped on that picture — please try again.", refusal=True)
         data = await self.generator.encode(job.encode, drawn, job.faces)
         picture_id = await self.store.add_picture(data, job.suffix, job.picture(model_version=version))

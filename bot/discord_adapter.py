@@ -58,10 +58,10 @@ class MoeBot(commands.Bot):
         if self.core.retrainer is not None:  # last: a login that failed before here is retried with a fresh bot
             self.core.retrainer.subscribe(self.tell_admins)
 
-    def within_limits(self, interaction: discord.Interaction) -> bool:
+    async def within_limits(self, interaction: discord.Interaction) -> bool:
         """The cooldown check of drawing commands: refuse before deferring, so the refusal can be private."""
         who = who_of(interaction)
-        refusal = self.core.limits.check(who.user_key, who.chat_key)
+        refusal = await self.core.limits.check(who.user_key, who.chat_key)
         if refusal:
             raise Refused(refusal)
         return True

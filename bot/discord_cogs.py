@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Awaitable, Optional
 
 import aiohttp
 import discord
@@ -32,7 +32,7 @@ def _description(name: str) -> str:
     return COMMANDS[name][1][:100]
 
 
-def _within_limits(interaction: discord.Interaction) -> bool:
+def _within_limits(interaction: discord.Interaction) -> Awaitable[bool]:
     return interaction.client.within_limits(interaction)  # type: ignore[attr-defined]
 
 

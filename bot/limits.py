@@ -1,53 +1,62 @@
-"""Per-user cooldown and per-chat rate for drawing commands, so one person or one group cannot hog the generator."""
+"""Per-user cooldown and per-chat rate for drawing commands, so one person or one group cannot hog the generator.
+
+The turns are kept in the database (tables limit_users and limit_chat_turns), so the limits hold across every
+bot process on it: a user who draws on Telegram in one process waits out the cooldown in the playground of
+another. Times are wall-clock seconds, as processes on several machines share them.
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from collections import deque
 from typing import Callable
+
+from bot.store.database import Database, Session
+
+WINDOW_S = 60.0  # chat_per_minute counts the turns of the last minute
 
 
 class Limits:
-    def __init__(self, user_cooldown_s: float, chat_per_minute: int, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, db: Database, user_cooldown_s: float, chat_per_minute: int,
+                 clock: Callable[[], float] = time.time):
+        self._db = db
         self.user_cooldown_s = user_cooldown_s
         self.chat_per_minute = chat_per_minute
         self._clock = clock
-        self._last: dict[str, float] = {}  # user key -> time of their last drawing command
-        self._chat: dict[str, deque[float]] = {}  # chat key -> times of its commands in the last minute
 
-    def check(self, user: str, chat: str) -> str | None:
+    async def check(self, user: str, chat: str) -> str | None:
         """The refusal the user should read, or None when they may draw now."""
-        now = self._clock()
-        wait = self._last.get(user, -math.inf) + self.user_cooldown_s - now
-        if wait > 0:
-            return f"Slow down a little — you can draw again in {math.ceil(wait)} s."
-        window = self._window(chat, now)
-        if len(window) >= self.chat_per_minute:
-            return f"This chat is drawing a lot — try again in {math.ceil(window[0] + 60 - now)} s."
-        return None
+        return await self._refusal(self._db, user, chat, self._clock())
 
-    def take(self, user: str, chat: str) -> str | None:
-        """Like ``check``, and when allowed, count this command."""
-        refusal = self.check(user, chat)
-        if refusal is None:
-            now = self._clock()
-            self._last[user] = now
-            self._window(chat, now).append(now)
-            if len(self._last) > 10_000:  # forget users whose cooldown is long over
-                self._last = {u: t for u, t in self._last.items() if now - t < self.user_cooldown_s}
+    async def take(self, user: str, chat: str) -> str | None:
+        """Like ``check``, and when allowed, count this command: checked and counted in one transaction, with
+        other processes taking turns for the same user or chat waiting (user first, then chat: no deadlock)."""
+        now = self._clock()
+        async with self._db.transaction() as tx:
+            await tx.serialize(f"limits:user:{user}")
+            await tx.serialize(f"limits:chat:{chat}")
+            refusal = await self._refusal(tx, user, chat, now)
+            if refusal is None:
+                await tx.execute("INSERT INTO limit_users (user_key, last_at) VALUES (?, ?) ON CONFLICT (user_key) "
+                                 "DO UPDATE SET last_at = excluded.last_at", (user, now))
+                await tx.execute("INSERT INTO limit_chat_turns (chat_key, at) VALUES (?, ?)", (chat, now))
+                await tx.execute("DELETE FROM limit_chat_turns WHERE chat_key = ? AND at <= ?", (chat, now - WINDOW_S))
         return refusal
 
-    def give_back(self, user: str, chat: str) -> None:
+    async def give_back(self, user: str, chat: str) -> None:
         """Undo the last ``take`` (the command was refused later, e.g. the queue was full)."""
-        self._last.pop(user, None)
-        if self._chat.get(chat):
-            self._chat[chat].pop()
+        async with self._db.transaction() as tx:
+            await tx.execute("DELETE FROM limit_users WHERE user_key = ?", (user,))
+            await tx.execute("DELETE FROM limit_chat_turns WHERE id = (SELECT id FROM limit_chat_turns WHERE "
+                             "chat_key = ? ORDER BY at DESC, id DESC LIMIT 1)", (chat,))
 
-    def _window(self, chat: str, now: float) -> deque[float]:
-        window = self._chat.setdefault(chat, deque())
-        while window and window[0] <= now - 60:
-            window.popleft()
-        if not window and len(self._chat) > 10_000:
-            self._chat = {c: w for c, w in self._chat.items() if w} | {chat: window}
-        return window
+    async def _refusal(self, db: Session, user: str, chat: str, now: float) -> str | None:
+        last = await db.fetchval("SELECT last_at FROM limit_users WHERE user_key = ?", (user,))
+        wait = (last if last is not None else -math.inf) + self.user_cooldown_s - now
+        if wait > 0:
+            return f"Slow down a little — you can draw again in {math.ceil(wait)} s."
+        turns, first = await db.fetchone("SELECT COUNT(*), MIN(at) FROM limit_chat_turns WHERE chat_key = ? AND at > ?",
+                                         (chat, now - WINDOW_S))
+        if turns >= self.chat_per_minute:
+            return f"This chat is drawing a lot — try again in {math.ceil(first + WINDOW_S - now)} s."
+        return None

@@ -16,17 +16,20 @@ import sys
 from datetime import timezone
 from pathlib import Path
 from typing import Mapping
+from urllib.parse import urlsplit
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 import migrations
 from bot.config import Config
 from bot.core import Core
+from bot.jobs import OneProcessScheduler
 from bot.limits import Limits
 from bot.platforms import ChatPlatforms
 from bot.redact import redacted_logs
 from bot.retraining import Retrainer
 from bot.store import Store
+from bot.store.database import shown_target
 from bot.web import server
 from bot.web.adapter import LOCAL
 from generator.active_model import follow_promotions, read_active
@@ -65,10 +68,10 @@ def run(cfg: Config, environ: Mapping[str, str] = os.environ, *, web: bool = Fal
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines show every Telegram URL
     try:
-        with redacted_logs([*tokens.values(), admin_token]):
+        with redacted_logs([*tokens.values(), admin_token, urlsplit(cfg.storage.url).password or ""]):
             return asyncio.run(serve(cfg, tokens, web=web, admin_token=admin_token))
     except migrations.SchemaTooNew as e:
-        print(f"moebot run: {cfg.database}: {e}", file=sys.stderr)
+        print(f"moebot run: {shown_target(cfg.storage_target)}: {e}", file=sys.stderr)
         return 2
     except server.CannotServe as e:
         print(f"moebot run: {e}", file=sys.stderr)
@@ -140,7 +143,7 @@ def make_core(cfg: Config, generator: DrawingService, store: Store, retrainer: R
     """The core for [limits] and friends; with the playground served, its local user is an admin too: whoever
     reaches it is the operator (on loopback, or holding MOEBOT_WEB_TOKEN), as on the dashboard."""
     admins = (*cfg.limits.admins, LOCAL.user_key) if web else cfg.limits.admins
-    return Core(store, generator, Limits(cfg.limits.user_cooldown_s, cfg.limits.chat_per_minute),
+    return Core(store, generator, Limits(store.db, cfg.limits.user_cooldown_s, cfg.limits.chat_per_minute),
                 max_count=cfg.limits.max_count, display_size=cfg.generator.display_size,
                 morph_frames=cfg.generator.morph_frames, top_size=cfg.limits.top_size, admins=admins,
                 uploads=cfg.uploads, curation=cfg.curation, retrainer=retrainer)
@@ -156,7 +159,7 @@ async def serve(cfg: Config, tokens: Mapping[str, str], *, web: bool = False, ad
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     async with contextlib.AsyncExitStack() as running:
-        store = await Store.open(cfg.database, cfg.storage.data_dir)
+        store = await Store.open(cfg.storage_target, cfg.storage.data_dir)
         running.push_async_callback(store.close)  # on every way out: its thread would keep the process alive
         retrainer = make_retrainer(cfg)
         await retrainer.lifecycle.recover("moebot run")  # damaged active weights give way to earlier ones
@@ -175,7 +178,9 @@ async def serve(cfg: Config, tokens: Mapping[str, str], *, web: bool = False, ad
             chats.start_telegram(core, cfg.telegram, tokens["telegram"])
         if tokens["discord"]:
             chats.start_discord(core, cfg.discord, tokens["discord"])
-        retrainer.schedule(await _own_scheduler(running))
+        jobs = OneProcessScheduler(await _own_scheduler(running), store.leases)  # one process runs each job
+        retrainer.schedule(jobs)
+        running.push_async_callback(jobs.close)
         running.push_async_callback(retrainer.close)  # runs before chats.close: a run cut short is still reported
         if web:
             site, url = await server.start(server.create_app(core, cfg.web.runs_dir, admin_token), cfg.web)

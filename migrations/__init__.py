@@ -1,6 +1,7 @@
-"""Numbered SQL files that create and upgrade the one SQLite database.
+"""Numbered SQL files that create and upgrade the one database: SQLite here, PostgreSQL in ``postgres/``.
 
-``NNN_name.sql`` runs once, in a transaction that also bumps ``PRAGMA user_version``
+Both folders hold the same numbers (a migration is written once per dialect; tests check they match).
+On SQLite, ``NNN_name.sql`` runs once, in a transaction that also bumps ``PRAGMA user_version``
 to NNN, so a rerun is a no-op and a crash mid-upgrade leaves the old schema.
 
 Foreign keys are off while a migration runs and checked before it commits: that is
@@ -22,8 +23,9 @@ class SchemaTooNew(RuntimeError):
     """The database was written by a newer moebot than this one."""
 
 
-def available() -> list[tuple[int, Path]]:
-    found = sorted((int(m.group(1)), p) for p in _DIR.iterdir() if (m := _NAME.match(p.name)))
+def available(folder: Path | None = None) -> list[tuple[int, Path]]:
+    """The migrations in ``folder`` (default: SQLite's), by number."""
+    found = sorted((int(m.group(1)), p) for p in (folder or _DIR).iterdir() if (m := _NAME.match(p.name)))
     numbers = [n for n, _ in found]
     if numbers != list(range(1, len(numbers) + 1)):
         raise RuntimeError(f"migrations must be numbered 001, 002, ... without gaps; found {numbers}")
@@ -49,16 +51,11 @@ def connect(db_path: str | Path) -> sqlite3.Connection:
 def upgrade(conn: sqlite3.Connection) -> int:
     """Apply every migration newer than the database's ``user_version``; return the resulting version."""
     current = conn.execute("PRAGMA user_version").fetchone()[0]
-    steps = available()
-    if current > len(steps):
-        raise SchemaTooNew(
-            f"the database schema is version {current}, but this moebot knows only up to {len(steps)}: "
-            "upgrade moebot, or point it at another database"
-        )
+    steps = pending(current, available())
     enforced = conn.execute("PRAGMA foreign_keys").fetchone()[0]
     conn.execute("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction, so set before BEGIN
     try:
-        for number, path in steps[current:]:
+        for number, path in steps:
             script = path.read_text()
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -73,7 +70,17 @@ def upgrade(conn: sqlite3.Connection) -> int:
                 raise
     finally:
         conn.execute(f"PRAGMA foreign_keys = {'ON' if enforced else 'OFF'}")
-    return len(steps)
+    return latest_version()
+
+
+def pending(current: int, steps: list[tuple[int, Path]]) -> list[tuple[int, Path]]:
+    """The steps a database at version ``current`` still needs; SchemaTooNew when it is ahead of them."""
+    if current > len(steps):
+        raise SchemaTooNew(
+            f"the database schema is version {current}, but this moebot knows only up to {len(steps)}: "
+            "upgrade moebot, or point it at another database"
+        )
+    return steps[current:]
 
 
 def _statements(script: str) -> list[str]:

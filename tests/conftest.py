@@ -120,3 +120,30 @@ def face128_data_dir(tmp_path_factory) -> Path:
     tag_untagged(conn, data_dir, progress=False)
     conn.close()
     return data_dir
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One PostgreSQL server for the session (Debian's package; the tests that need it skip without it)."""
+    from fakes.postgres_server import PostgresServer, binaries
+
+    found = binaries()
+    if found is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql; .ci/run does)")
+    server = PostgresServer(found).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """The URL of an empty database of its own on the session's PostgreSQL server."""
+    return postgres_server.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_target(request, tmp_path):
+    """Where a store opens, once per backend: a SQLite file in tmp_path, and a PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "moebot.db"
+    return request.getfixturevalue("postgres_url")

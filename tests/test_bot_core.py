@@ -122,12 +122,17 @@ def test_cooldown_and_chat_limit(tmp_path):
     assert third.refusal and "This chat is drawing a lot" in third.text
 
 
-def test_limits_give_back_undoes_a_take():
-    limits = Limits(30, 1, clock=lambda: 5.0)
-    assert limits.take("u", "c") is None
-    assert limits.check("u", "c") is not None
-    limits.give_back("u", "c")
-    assert limits.check("u", "c") is None
+def test_limits_give_back_undoes_a_take(tmp_path):
+    async def go():
+        store = await Store.open(tmp_path / "moebot.db", tmp_path)
+        limits = Limits(store.db, 30, 1, clock=lambda: 5.0)
+        try:
+            return [await limits.take("u", "c"), await limits.check("u", "c"), await limits.give_back("u", "c"),
+                    await limits.check("u", "c")]
+        finally:
+            await store.close()
+    taken, refused, _, again = run(go())
+    assert taken is None and refused is not None and again is None
 
 
 def _burst(tmp_path, count: int, requests: int, **service):

@@ -48,8 +48,7 @@ def test_store_opens_in_wal_mode(tmp_path):
     async def go():
         store = await Store.open(tmp_path / "w.db", tmp_path)
         try:
-            async with store._db.execute("PRAGMA journal_mode") as cur:
-                return (await cur.fetchone())[0]
+            return await store.db.fetchval("PRAGMA journal_mode")
         finally:
             await store.close()
     assert asyncio.run(go()) == "wal"

@@ -1,4 +1,4 @@
-"""The dashboard gallery's query: pages, filters, vote counts, and LIKE wildcards taken literally."""
+"""The dashboard gallery's query: pages, filters, vote counts, and LIKE wildcards taken literally (both backends)."""
 
 import asyncio
 
@@ -8,9 +8,9 @@ from bot.store import GalleryFilter, NewPicture, Store
 from generator.images import png_bytes
 
 
-def test_the_gallery_query_pages_filters_and_escapes(tmp_path):
+def test_the_gallery_query_pages_filters_and_escapes(store_target, tmp_path):
     async def scenario() -> None:
-        store = await Store.open(tmp_path / "moebot.db", tmp_path)
+        store = await Store.open(store_target, tmp_path)
         try:
             user = await store.user("web", "local", "you")
             voter = await store.user("telegram", "7", "v")
@@ -36,10 +36,10 @@ def test_the_gallery_query_pages_filters_and_escapes(tmp_path):
     asyncio.run(scenario())
 
 
-def test_the_queues_page_items_by_state_and_the_gallery_filters_by_it(tmp_path):
+def test_the_queues_page_items_by_state_and_the_gallery_filters_by_it(store_target, tmp_path):
     """Two submissions wait, one is approved; the gallery shows each picture's training state."""
     async def scenario() -> None:
-        store = await Store.open(tmp_path / "moebot.db", tmp_path)
+        store = await Store.open(store_target, tmp_path)
         try:
             user = await store.user("telegram", "1", "ann")
             for i in range(3):

@@ -42,6 +42,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -118,13 +119,21 @@ class FaceHashIndex:
 
     @classmethod
     def build(cls, data_dir: str | Path, progress: bool = False) -> "FaceHashIndex":
-        """Every face of the images table; faces hashed before are taken from the cache, the rest read and cached."""
+        """Every face of the images table in the data directory's SQLite file (see ``of_faces``)."""
         data_dir = Path(data_dir)
         conn = migrations.connect(data_dir / DB_NAME)
         try:
             rows = conn.execute("SELECT id, sha256, path FROM images ORDER BY id").fetchall()
         finally:
             conn.close()
+        return cls.of_faces(data_dir, rows, progress)
+
+    @classmethod
+    def of_faces(cls, data_dir: str | Path, rows: Sequence[tuple[int, str, str]],
+                 progress: bool = False) -> "FaceHashIndex":
+        """The faces ``rows`` name as (images.id, sha256, path under ``data_dir``), from whichever database holds
+        them; faces hashed before are taken from the cache, the rest read and cached."""
+        data_dir = Path(data_dir)
         cached = _read_cache(data_dir / CACHE)
         missing = [(sha, path) for _, sha, path in rows if sha not in cached]
         if missing:

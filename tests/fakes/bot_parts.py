@@ -77,7 +77,7 @@ async def make_core(data_dir: Path, *, cooldown_s: float = 0.0, chat_per_minute:
     service = await GeneratorService({"face": weights, "sketch": sketch_weights},
                                      ServiceOptions(**{"threads": 1, **options})).start()
     store = await Store.open(data_dir / "moebot.db", data_dir)
-    limits = Limits(cooldown_s, chat_per_minute, **({"clock": clock} if clock else {}))
+    limits = Limits(store.db, cooldown_s, chat_per_minute, **({"clock": clock} if clock else {}))
     return Core(store, service, limits, display_size=64, morph_frames=3, admins=admins, curation=curation,
                 retrainer=retrainer, rng=random.Random(0))
 
