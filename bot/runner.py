@@ -29,7 +29,7 @@ from bot.platforms import ChatPlatforms
 from bot.redact import redacted_logs
 from bot.retraining import Retrainer
 from bot.store import Store
-from bot.store.database import shown_target
+from bot.store.database import DatabaseUnavailable, shown_target
 from bot.web import server
 from bot.web.adapter import LOCAL
 from generator.active_model import follow_promotions, read_active
@@ -70,6 +70,9 @@ def run(cfg: Config, environ: Mapping[str, str] = os.environ, *, web: bool = Fal
     try:
         with redacted_logs([*tokens.values(), admin_token, urlsplit(cfg.storage.url).password or ""]):
             return asyncio.run(serve(cfg, tokens, web=web, admin_token=admin_token))
+    except DatabaseUnavailable as e:
+        print(f"moebot run: {e} ([storage] url in bot.toml, or MOEBOT_STORAGE_URL)", file=sys.stderr)
+        return 2
     except migrations.SchemaTooNew as e:
         print(f"moebot run: {shown_target(cfg.storage_target)}: {e}", file=sys.stderr)
         return 2

@@ -63,6 +63,7 @@ def test_environment_overrides_every_kind(tmp_path):
     ("[curation]\ncurate_above = 0.4\nreject_below = 0.6", "[curation] reject_below must not be above curate_above"),
     ("[generator]\ndevice = 'gpu'", "[generator] device must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
     ("[limits]\ncooldown = 3", "[limits] has unknown key(s): cooldown (did you mean user_cooldown_s?)"),
+    ("[storage]\nurl = 'mysql://db/moebot'", "[storage] url must be empty (the SQLite file [storage] database) or a"),
 ])
 def test_a_bad_value_names_its_key(tmp_path, toml, key):
     path = tmp_path / "bot.toml"

@@ -269,7 +269,7 @@ def test_no_file_is_written_inside_a_write_transaction(store_target, tmp_path, m
 
 def test_both_dialects_have_the_same_migrations():
     sqlite_steps = [p.name for _, p in migrations.available()]
-    postgres_steps = [p.name for _, p in migrations.available(postgres_migrations._DIR)]
+    postgres_steps = [p.name for _, p in migrations.available(postgres_migrations.FOLDER)]
     assert sqlite_steps == postgres_steps and len(sqlite_steps) == migrations.latest_version()
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psycopg
 
+from bot.cli import main
 from fakes.bot_parts import tiny_weights
 from fakes.telegram_server import FakeTelegram
 from test_bot_run import free_port, page
@@ -122,3 +123,16 @@ def test_two_processes_share_votes_limits_and_the_schedule(postgres_url, tmp_pat
         assert conn.execute("SELECT platform FROM pictures ORDER BY id").fetchall() == [("telegram",), ("web",)]
         held = conn.execute("SELECT COUNT(*) FROM leases").fetchone()[0]
     assert held == 0  # both gave their leases up when they stopped
+
+
+def test_an_unreachable_database_is_one_line_without_its_password(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for name in ("TELEGRAM_TOKEN", "DISCORD_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MOEBOT_STORAGE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MOEBOT_WEB_PORT", str(free_port()))
+    monkeypatch.setenv("MOEBOT_STORAGE_URL", f"postgresql://moebot:SECRET-PW@127.0.0.1:{free_port()}/moebot")
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("moebot run: cannot connect to the database at postgresql://moebot@127.0.0.1:")
+    assert "MOEBOT_STORAGE_URL" in err and "SECRET-PW" not in err and "Traceback" not in err

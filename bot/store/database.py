@@ -19,6 +19,10 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 DISK_FULL_SQLSTATE = "53100"  # PostgreSQL's disk_full
 
 
+class DatabaseUnavailable(RuntimeError):
+    """The database server cannot be reached or refuses us; the message names it without a password."""
+
+
 class Session(ABC):
     """Statements on one connection: the database itself (each statement on its own), or one transaction.
     Rows are read by position or by column name."""

@@ -15,10 +15,11 @@ from typing import Any, AsyncIterator, Sequence
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from bot.store.database import Database, Session
+from bot.store.database import Database, DatabaseUnavailable, Session, shown_target
 from migrations import postgres as postgres_migrations
 
 POOL_SIZE = 10  # connections per process at most: the transactions that may run at once
+CONNECT_TIMEOUT_S = 10
 
 
 class Row(tuple):
@@ -32,9 +33,6 @@ class Row(tuple):
 
     def __getitem__(self, key):  # type: ignore[override]
         return super().__getitem__(self._names[key] if isinstance(key, str) else key)
-
-    def keys(self) -> list[str]:
-        return list(self._names)
 
 
 def _rows(cursor: psycopg.AsyncCursor) -> Any:
@@ -72,7 +70,12 @@ class PostgresDatabase(Database):
 
     @classmethod
     async def open(cls, url: str) -> "PostgresDatabase":
-        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        try:
+            conn = await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+        except psycopg.OperationalError as e:
+            raise DatabaseUnavailable(f"cannot connect to the database at {shown_target(url)}: "
+                                      f"{' '.join(str(e).split())}") from None
+        async with conn:
             await postgres_migrations.upgrade(conn)
         pool = AsyncConnectionPool(url, min_size=1, max_size=POOL_SIZE, open=False,
                                    kwargs={"autocommit": True, "row_factory": _rows})

@@ -13,7 +13,7 @@ import psycopg
 
 from migrations import available, pending
 
-_DIR = Path(__file__).parent
+FOLDER = Path(__file__).parent  # the PostgreSQL files; SQLite's are in the folder above
 _LOCK = 0x6D6F65626F74  # "moebot": the advisory lock key held while upgrading
 
 
@@ -24,7 +24,7 @@ async def upgrade(conn: psycopg.AsyncConnection) -> int:
     try:
         await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         row = await (await conn.execute("SELECT MAX(version) FROM schema_version")).fetchone()
-        steps = available(_DIR)
+        steps = available(FOLDER)
         for number, path in pending(row[0] or 0, steps):
             async with conn.transaction():
                 await conn.execute(path.read_text())
