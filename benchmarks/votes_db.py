@@ -18,6 +18,7 @@ import asyncio
 import multiprocessing
 import os
 import random
+import signal
 import statistics
 import sys
 import tempfile
@@ -69,7 +70,11 @@ def voter(target: str | Path, data_dir: Path, votes: int, concurrency: int, seed
         finally:
             await store.close()
         return latencies
-    results.put(asyncio.run(cast()))
+    try:
+        results.put(asyncio.run(cast()))
+    except BaseException as e:  # the parent reports it rather than waiting for figures that never come
+        results.put(f"{type(e).__name__}: {e}")
+        raise
 
 
 def measure(target: str | Path, data_dir: Path, processes: int, votes: int, concurrency: int) -> dict:
@@ -81,8 +86,11 @@ def measure(target: str | Path, data_dir: Path, processes: int, votes: int, conc
         w.start()
     ready.wait()  # every process has opened its store (not timed)
     started = time.perf_counter()
-    latencies = [x for _ in workers for x in results.get()]
+    reports = [results.get() for _ in workers]
     elapsed = time.perf_counter() - started
+    if failed := [r for r in reports if isinstance(r, str)]:
+        sys.exit(f"a voting process failed: {failed[0]}")
+    latencies = [x for r in reports for x in r]
     for w in workers:
         w.join()
     latencies.sort()
@@ -96,6 +104,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=8, help="votes in flight in each process")
     ap.add_argument("--postgres-url", default="", help="an empty PostgreSQL database (default: start one)")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the server started below on kill, too
     server = None
     if not args.postgres_url:
         from fakes.postgres_server import PostgresServer, binaries

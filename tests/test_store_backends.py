@@ -3,6 +3,8 @@
 
 import asyncio
 import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -19,6 +21,7 @@ from bot.store.leases import Leases
 from conftest import draw_face
 from generator.images import png_bytes
 from migrations import postgres as postgres_migrations
+from training.importer import pixel_hash, store_image
 
 TWO_UP = CurationRules(min_voters=2, curate_above=0.0, reject_below=0.0)  # two votes decide
 
@@ -265,6 +268,24 @@ def test_no_file_is_written_inside_a_write_transaction(store_target, tmp_path, m
     decided, added = with_store(store_target, tmp_path, scenario)
     assert decided == [None, "curated"] and added is not None
     assert probes == ["ok", "ok"]
+
+
+def test_two_writers_of_the_same_face_file_both_succeed(tmp_path, monkeypatch):
+    """Cut out outside any transaction, the same face can be written by two processes at once (two votes that
+    curate it): both have written their temporary file before either renames it."""
+    both_written = threading.Barrier(2, timeout=10)
+    save = Image.Image.save
+
+    def save_then_wait(image, target, *args, **kwargs):
+        save(image, target, *args, **kwargs)
+        both_written.wait()
+    monkeypatch.setattr(Image.Image, "save", save_then_wait)
+    face = draw_face("pink", "blue", 1)
+    sha = pixel_hash(face)
+    with ThreadPoolExecutor(2) as pool:
+        paths = list(pool.map(lambda _: store_image(tmp_path, face, sha), range(2)))
+    assert paths[0] == paths[1] and Image.open(tmp_path / paths[0]).size == (64, 64)
+    assert [p.name for p in (tmp_path / paths[0]).parent.iterdir()] == [f"{sha}.png"]  # no temporary file left
 
 
 def test_both_dialects_have_the_same_migrations():

@@ -13,6 +13,7 @@ import hashlib
 import io
 import os
 import pickle
+import secrets
 import sqlite3
 import warnings
 from collections import Counter
@@ -131,12 +132,13 @@ def pixel_hash(img: Image.Image) -> str:
 
 
 def store_image(data_dir: Path, img: Image.Image, sha: str) -> str:
-    """Write the PNG under ``faces/<2 hex>/<sha>.png`` atomically; return its path relative to data_dir."""
+    """Write the PNG under ``faces/<2 hex>/<sha>.png`` atomically; return its path relative to data_dir. The
+    temporary name is unique: two processes (or threads) may store the same face at once."""
     rel = f"faces/{sha[:2]}/{sha}.png"
     path = data_dir / rel
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = path.with_name(f"{path.name}.{secrets.token_hex(6)}.tmp")
         img.save(tmp, format="PNG")
         os.replace(tmp, path)
     return rel
