@@ -61,4 +61,4 @@ def test_pictures_waiting_to_be_encoded_count_toward_the_queue(tmp_path, monkeyp
     morph, busy, drawn = asyncio.run(asyncio.wait_for(go(), 60))
     assert busy.refusal and "busy" in busy.text
     assert not drawn.refusal and Image.open(io.BytesIO(morph.files[0].data)).n_frames == 4
-    assert threads == ["moebot-encode_0"]  # the service's encoder threads, not the shared pool
+    assert len(threads) == 1 and threads[0].startswith("moebot-encode_")  # the service's encoders, not the shared pool
