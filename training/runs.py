@@ -146,3 +146,20 @@ class Schedule:
         self.bar.close()
         write_grid()
         write_snapshot()
+
+
+def restore(state: dict | None, parts: dict[str, Any]) -> tuple[int, float]:
+    """Load each part (a network or an optimiser, by its name in the snapshot) and the RNG from ``state``;
+    return the (step, elapsed) to go on from: (0, 0.0) for a new run (``state`` None)."""
+    if state is None:
+        return 0, 0.0
+    for name, part in parts.items():
+        part.load_state_dict(state[name])
+    torch.set_rng_state(state["rng"])
+    return state["step"], state["elapsed"]
+
+
+def snapshot_state(parts: dict[str, Any], step: int, elapsed: float, **extra: Any) -> dict:
+    """What ``restore`` reads back: each part's state dict, the RNG, the step and the training time."""
+    return {**{name: part.state_dict() for name, part in parts.items()}, **extra,
+            "rng": torch.get_rng_state(), "step": step, "elapsed": elapsed}

@@ -3,9 +3,10 @@
 Three presets share the loop. ``face-gan`` is the residual model in
 generator/models/face_gan.py, trained with DiffAugment; ``default`` is the
 earlier transposed-conv model in generator/models/acgan.py (both: hinge +
-projection + auxiliary classifiers, spectral norm, conditional BN, EMA generator). ``seed-acgan`` reproduces the original
-public ACGAN (BCE losses, classification loss on real images only for D,
-batch 128, Adam 2e-4, beta1 0.5) so the two can be compared on the same data.
+projection + auxiliary classifiers, spectral norm, conditional BN, EMA
+generator). ``seed-acgan`` reproduces the original public ACGAN (BCE losses,
+classification loss on real images only for D, batch 128, Adam 2e-4, beta1
+0.5) so it can be compared with them on the same data.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from generator.weights import load_module, read_metadata, save_module
 from training.augment import diff_augment
 from training.dataset import FaceDataset
 from training.plots import loss_curve
-from training.runs import Schedule, open_run
+from training.runs import Schedule, open_run, restore, snapshot_state
 
 SAMPLE_EYES = ("blue", "red", "green", "yellow", "purple", "brown")  # grid columns; rows are all 12 hair colours
 
@@ -228,15 +229,8 @@ def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = Tru
     z_dim = objective.config.z_dim
     ema_beta = 0.5 ** (batch / EMA_HALF_LIFE_IMAGES) if objective.ema else 0.0
 
-    step, elapsed = 0, 0.0
-    if resume_state is not None:
-        G.load_state_dict(resume_state["G"])
-        D.load_state_dict(resume_state["D"])
-        G_ema.load_state_dict(resume_state["G_ema"])
-        opt_g.load_state_dict(resume_state["opt_g"])
-        opt_d.load_state_dict(resume_state["opt_d"])
-        torch.set_rng_state(resume_state["rng"])
-        step, elapsed = resume_state["step"], resume_state["elapsed"]
+    parts = {"G": G, "D": D, "G_ema": G_ema, "opt_g": opt_g, "opt_d": opt_d}
+    step, elapsed = restore(resume_state, parts)
 
     data = FaceDataset.load(opts.data, "train", progress=progress)
     weights = batch_weights(data, opts.curated_share, opts.curated_half)
@@ -258,11 +252,7 @@ def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = Tru
         return export_cache[sched.step]
 
     def snapshot() -> None:
-        run.save_snapshot({
-            "G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict(),
-            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-            "rng": torch.get_rng_state(), "step": sched.step, "elapsed": sched.elapsed,
-        })
+        run.save_snapshot(snapshot_state(parts, sched.step, sched.elapsed))
         save_module(exported(), run.path / "generator.safetensors", objective.config.to_dict(),
                     preset=opts.preset, step=sched.step, kimg=round(sched.step * batch / 1000, 1),
                     train_minutes=round(sched.elapsed / 60, 1), images=len(data))

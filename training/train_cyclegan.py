@@ -48,7 +48,7 @@ from generator.tags import EYE_COLORS, HAIR_COLORS, N_EYE, N_HAIR
 from generator.weights import save_module
 from training.dataset import FaceDataset
 from training.plots import loss_curve
-from training.runs import Schedule, open_run
+from training.runs import Schedule, open_run, restore, snapshot_state
 from training.sketch_data import DoodleSet, crude_ink, heldout_faces, line_art, render_ink, stroke_jitter
 from training.train_acgan import ema_update
 
@@ -243,15 +243,10 @@ def training_loop(opts: CycleGANOptions, resume: bool = False, progress: bool = 
     face_pool, sketch_pool = FakePool(opts.pool_size), FakePool(opts.pool_size)
     ema_beta = 0.5 ** (opts.batch / EMA_HALF_LIFE_IMAGES)
 
-    step, elapsed = 0, 0.0
+    parts = {"model": model, "G_ema": G_ema, "opt_g": opt_g, "opt_d": opt_d}
+    step, elapsed = restore(resume_state, parts)
     if resume_state is not None:
-        model.load_state_dict(resume_state["model"])
-        G_ema.load_state_dict(resume_state["G_ema"])
-        opt_g.load_state_dict(resume_state["opt_g"])
-        opt_d.load_state_dict(resume_state["opt_d"])
         face_pool.images, sketch_pool.images = resume_state["face_pool"], resume_state["sketch_pool"]
-        torch.set_rng_state(resume_state["rng"])
-        step, elapsed = resume_state["step"], resume_state["elapsed"]
     elif opts.init:  # a new run that starts from another run's networks
         start_from(model, G_ema, opts.init)
 
@@ -262,12 +257,8 @@ def training_loop(opts: CycleGANOptions, resume: bool = False, progress: bool = 
     sched = Schedule(run, opts, opts.batch, "cyclegan", progress, step, elapsed)
 
     def snapshot() -> None:
-        run.save_snapshot({
-            "model": model.state_dict(), "G_ema": G_ema.state_dict(),
-            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-            "face_pool": face_pool.images, "sketch_pool": sketch_pool.images,
-            "rng": torch.get_rng_state(), "step": sched.step, "elapsed": sched.elapsed,
-        })
+        run.save_snapshot(snapshot_state(parts, sched.step, sched.elapsed,
+                                         face_pool=face_pool.images, sketch_pool=sketch_pool.images))
         info = dict(step=sched.step, kimg=round(sched.step * opts.batch / 1000, 1),
                     train_minutes=round(sched.elapsed / 60, 1), images=len(faces), doodles=len(doodles))
         save_module(G_ema, run.path / "generator.safetensors", model.cfg.to_dict("sketch2face"), **info)

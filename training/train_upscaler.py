@@ -23,7 +23,7 @@ from generator.models.upscaler import PatchDiscriminator, Upscaler, UpscalerConf
 from generator.weights import save_module
 from training.dataset import FaceDataset
 from training.plots import loss_curve
-from training.runs import Schedule, open_run
+from training.runs import Schedule, open_run, restore, snapshot_state
 from training.train_acgan import ema_update
 
 GRID_FACES = 8
@@ -92,12 +92,8 @@ def training_loop(opts: UpscalerOptions, resume: bool = False, progress: bool = 
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), opts.lr, betas=(0.9, 0.99))
     opt_d = torch.optim.Adam(D.parameters(), opts.lr, betas=(0.5, 0.99))
-    step, elapsed = 0, 0.0
-    if resume_state is not None:
-        for name, obj in (("G", G), ("D", D), ("G_ema", G_ema), ("opt_g", opt_g), ("opt_d", opt_d)):
-            obj.load_state_dict(resume_state[name])
-        torch.set_rng_state(resume_state["rng"])
-        step, elapsed = resume_state["step"], resume_state["elapsed"]
+    parts = {"G": G, "D": D, "G_ema": G_ema, "opt_g": opt_g, "opt_d": opt_d}
+    step, elapsed = restore(resume_state, parts)
 
     data = FaceDataset.load_size(opts.data, 128, "train", progress=progress)
     heldout = FaceDataset.load_size(opts.data, 128, "heldout", progress=progress)
@@ -107,9 +103,7 @@ def training_loop(opts: UpscalerOptions, resume: bool = False, progress: bool = 
     sched = Schedule(run, opts, opts.batch, "upscaler", progress, step, elapsed)
 
     def snapshot() -> None:
-        run.save_snapshot({"G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict(),
-                           "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-                           "rng": torch.get_rng_state(), "step": sched.step, "elapsed": sched.elapsed})
+        run.save_snapshot(snapshot_state(parts, sched.step, sched.elapsed))
         save_module(G_ema, run.path / "upscaler.safetensors", cfg.to_dict(), step=sched.step,
                     kimg=round(sched.step * opts.batch / 1000, 1), train_minutes=round(sched.elapsed / 60, 1),
                     images=len(data))
