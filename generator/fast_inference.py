@@ -16,6 +16,7 @@ import torch
 
 from generator.images import to_uint8
 from generator.sampler import FaceSampler
+from generator.tags import N_EYE, N_HAIR
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,9 @@ class FastDrawer:
         g = torch.Generator().manual_seed(0)
         for bucket in self.buckets:
             z = torch.randn(bucket, self.sampler.z_dim, generator=g).to(self.sampler.device)
-            cond = torch.zeros(bucket, 22, device=self.sampler.device)
-            cond[torch.arange(bucket), torch.arange(bucket) % 12] = 1
-            cond[torch.arange(bucket), 12 + torch.arange(bucket) % 10] = 1
+            cond = torch.zeros(bucket, N_HAIR + N_EYE, device=self.sampler.device)
+            cond[torch.arange(bucket), torch.arange(bucket) % N_HAIR] = 1
+            cond[torch.arange(bucket), N_HAIR + torch.arange(bucket) % N_EYE] = 1
             try:
                 with torch.inference_mode():
                     diff = float((self._compiled(z, cond) - self.sampler.G(z, cond)).abs().max())
