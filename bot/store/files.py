@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image
 
 from generator.durable import write_durably
-from generator.images import grid_cell
+from generator.picture_files import grid_cell
 from training.importer import pixel_hash, store_image
 
 FILE_FOLDERS = ("pictures", "uploads", "faces")  # under data_dir: where the store writes files
