@@ -36,6 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from generator.images import grid, to_uint8  # noqa: E402
 from generator.models import tag_condition  # noqa: E402
 from generator.tags import EYE_COLORS, HAIR_COLORS  # noqa: E402
+from generator.sampler import SketchSampler  # noqa: E402
 from generator.weights import BUNDLED_GENERATOR, BUNDLED_SKETCH, load_module  # noqa: E402
 from training.dataset import FaceDataset  # noqa: E402
 from training.metrics import classify, frechet_distance  # noqa: E402
@@ -74,14 +75,14 @@ def speed(G: torch.nn.Module, repeats: int = 50) -> tuple[float, float]:
 
 @torch.no_grad()
 def picture(G: torch.nn.Module, ev: SketchEvaluator, rows: int = 4, seed: int = 0):
-    """Rows of held-out doodles then line drawings: the sketch, then its face in each SAMPLE_TAGS pair."""
+    """Rows of held-out doodles then rough pad drawings (the yardstick's): the sketch, then its face in each
+    SAMPLE_TAGS pair."""
     hair = torch.tensor([HAIR_COLORS.index(h) for h, _ in SAMPLE_TAGS])
     eye = torch.tensor([EYE_COLORS.index(e) for _, e in SAMPLE_TAGS])
     z = torch.randn(len(SAMPLE_TAGS), G.cfg.z_dim, generator=torch.Generator().manual_seed(seed))
     tiles = []
-    for name in SETS:
-        for s in ev.sketches[name][:rows]:
-            tiles += [to_rgb(s[None]), G(s[None].expand(len(hair), -1, -1, -1), z, tag_condition(hair, eye))]
+    for s in torch.cat([ev.sketches["doodle"][:rows], rough_set(rows).sketches]):
+        tiles += [to_rgb(s[None]), G(s[None].expand(len(hair), -1, -1, -1), z, tag_condition(hair, eye))]
     return grid(to_uint8(torch.cat(tiles)), len(SAMPLE_TAGS) + 1)
 
 
@@ -89,7 +90,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="data")
     p.add_argument("--doodles", required=True, help="QuickDraw smiley bitmaps .npy (28x28 uint8)")
-    p.add_argument("--weights", default=str(BUNDLED_SKETCH))
+    p.add_argument("--weights", default=str(BUNDLED_SKETCH), help="sketch weights: a CycleGAN generator or a sketch "
+                   "encoder (drawn through the face model it was trained against)")
     p.add_argument("--face-weights", default=str(BUNDLED_GENERATOR))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
@@ -98,9 +100,10 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
-    G, meta = load_module(args.weights)
+    sampler = SketchSampler.load(args.weights, "cpu")  # a CycleGAN generator, or a sketch encoder + its face model
+    G = sampler.G
     ev = load_sketch_evaluator(args.data, args.doodles, seed=args.seed)
-    result = {"model": f"{os.path.basename(args.weights)}@{meta.get('step', '?')}", **ev.evaluate(G, args.seed)}
+    result = {"model": f"{os.path.basename(args.weights)} ({sampler.version})", **ev.evaluate(G, args.seed)}
     G_face, _ = load_module(args.face_weights)
     result["face_generator_fd_same_tags"] = face_generator_fd(G_face, ev, args.seed)
     result["gflop"], result["ms_batch1"] = speed(G)

@@ -58,7 +58,12 @@ def train_options(options_cls: type, args: argparse.Namespace, cfg: Config):
             f.write(json.dumps({"time": time.time(), "steps": args.steps, "minutes": args.minutes, **overrides}) + "\n")
         return opts
     given = {k: getattr(args, k) for k in fields if getattr(args, k, None) is not None}
-    return options_cls(**{**given, "data": str(args.data or cfg.storage.data_dir), "run": str(run_dir)})
+    if "face" in fields:  # the sketch encoder: against the face model that serves now, unless told
+        from generator.active_model import read_active
+        active = read_active(cfg.storage.data_dir, "face")
+        given["face"] = args.face or (str(active.weights) if active else cfg.generator.weights)
+    data = {"data": str(args.data or cfg.storage.data_dir)} if "data" in fields else {}  # generated pairs need none
+    return options_cls(**{**given, **data, "run": str(run_dir)})
 
 
 def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
@@ -71,6 +76,8 @@ def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
             return 2
     elif args.model == "upscaler":
         from training.train_upscaler import UpscalerOptions as options_cls, training_loop
+    elif args.model == "sketch-encoder":
+        from training.train_sketch_encoder import SketchEncoderOptions as options_cls, training_loop
     else:
         from training.train_acgan import TrainOptions as options_cls, training_loop
 
@@ -154,7 +161,7 @@ def cmd_sketch(args: argparse.Namespace, cfg: Config) -> int:
 
     from bot.commands import CommandError, colour
     from generator.images import to_pil
-    from generator.sampler import SketchSampler, sketch_tags
+    from generator.sampler import SketchSampler, sketch_tags, sketch_weights
     from generator.sketch_input import SketchRejected, normalise_sketch
     from generator.tags import EYE_COLORS, HAIR_COLORS
 
@@ -162,7 +169,8 @@ def cmd_sketch(args: argparse.Namespace, cfg: Config) -> int:
         hair = colour(args.hair, "hair") if args.hair else None
         eye = colour(args.eye, "eye") if args.eye else None
         sketch = normalise_sketch(Path(args.input).read_bytes(), cfg.uploads)
-        sampler = SketchSampler.load(args.weights or cfg.generator.sketch_weights or None, cfg.generator.device)
+        sampler = SketchSampler.load(args.weights or sketch_weights(cfg.generator.sketch_weights,
+                                                                    cfg.generator.sketch_mode), cfg.generator.device)
     except (CommandError, SketchRejected, OSError, ValueError) as e:
         print(f"moebot sketch: {args.input}: {e}" if isinstance(e, SketchRejected) else f"moebot sketch: {e}",
               file=sys.stderr)
@@ -180,15 +188,16 @@ def cmd_sketch(args: argparse.Namespace, cfg: Config) -> int:
 def cmd_evaluate(args: argparse.Namespace, cfg: Config) -> int:
     import json
 
+    from generator.sampler import SketchSampler
     from generator.weights import read_metadata
     from training.evaluate import evaluate_weights
     from training.sketch_metrics import evaluate_sketch_weights
 
     weights, data_dir = args.weights or cfg.generator.weights or None, args.data or cfg.storage.data_dir
     try:
-        if weights and read_metadata(weights).get("config", {}).get("arch") == "sketch2face":
+        if weights and read_metadata(weights).get("config", {}).get("arch") in SketchSampler.archs:
             if not args.doodles:
-                print("moebot evaluate: a sketch generator needs --doodles FILE.npy", file=sys.stderr)
+                print("moebot evaluate: a sketch model needs --doodles FILE.npy", file=sys.stderr)
                 return 2
             result = evaluate_sketch_weights(weights, data_dir, args.doodles, tagger_path=args.tagger, seed=args.seed)
         else:
@@ -274,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.set_defaults(func=cmd_import)
 
     train = sub.add_parser("train", help="train a model in a run folder (resumable)")
-    train.add_argument("model", choices=["acgan", "tagger", "cyclegan", "upscaler"])
+    train.add_argument("model", choices=["acgan", "tagger", "cyclegan", "upscaler", "sketch-encoder"])
     train.add_argument("--data", help="data directory with imported faces (default: [storage] data_dir)")
     train.add_argument("--run", required=True, help="run folder: options, stats, grids, snapshots")
     budget = train.add_mutually_exclusive_group()
@@ -298,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init", help="fine-tune from: acgan, a generator .safetensors; cyclegan, a run's snapshot.pt")
     train.add_argument("--crude-share", dest="crude_share", type=float,
                        help="cyclegan: share of faces painted from crude (doodle-like) line art (default 0.5)")
+    train.add_argument("--face", help="sketch-encoder: the face generator's weights (default: the active face "
+                       "model, else the bundled one)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 
@@ -333,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     sketch.add_argument("--seed", type=int, default=0, help="the same drawing and seed paint the same face")
     sketch.add_argument("--size", type=int, choices=[64, 128, 256, 512], default=64,
                         help="display size of the face (Lanczos)")
-    sketch.add_argument("--weights", help="sketch-to-face weights (default: [generator] sketch_weights, else bundled)")
+    sketch.add_argument("--weights", help="sketch model weights, a CycleGAN generator or a sketch encoder (default: "
+                        "[generator] sketch_weights, else the bundled ones of [generator] sketch_mode)")
     sketch.set_defaults(func=cmd_sketch)
 
     ev = sub.add_parser("evaluate", help="judge a generator with the evaluation classifier")

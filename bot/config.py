@@ -38,7 +38,8 @@ class StorageConfig:
 @dataclass(frozen=True)
 class GeneratorConfig:
     weights: str = ""  # used until `moebot models promote` makes other weights active
-    sketch_weights: str = ""  # the sketch-to-face generator; empty = the bundled one
+    sketch_weights: str = ""  # the sketch model (either kind below); empty = the bundled one of sketch_mode
+    sketch_mode: str = "cyclegan"  # "encoder": sketch encoder + face generator; "cyclegan": the sketch CycleGAN
     device: str = "auto"
     threads: int = 0
     backend: str = "local"  # "local": a worker process; "ray": Ray Serve replicas
@@ -142,6 +143,7 @@ _POSITIVE = {("generator", "max_batch"), ("generator", "queue_limit"), ("generat
 MAX_PIXELS_CEILING = 80_000_000  # Pillow refuses more than 89M pixels whatever we allow
 _ADMIN = re.compile(r"^(telegram|discord):[^\s:]+$")
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+SKETCH_MODES = ("encoder", "cyclegan")  # generator.sampler.SKETCH_MODES names their bundled weights
 ENV_PREFIX = "MOEBOT_"
 # MOEBOT_* variables read elsewhere, which are not bot.toml keys: the playground's admin token, and where the
 # browser tests write their screenshots
@@ -159,6 +161,9 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("[generator] morph_frames must be between 2 and 64")
     if cfg.generator.backend not in ("local", "ray"):
         raise ConfigError(f"[generator] backend must be local or ray, got {cfg.generator.backend!r}")
+    if cfg.generator.sketch_mode not in SKETCH_MODES:
+        raise ConfigError(f"[generator] sketch_mode must be {' or '.join(SKETCH_MODES)}, got "
+                          f"{cfg.generator.sketch_mode!r}")
     if cfg.generator.metrics_port > 65535:
         raise ConfigError("[generator] metrics_port must be a TCP port (0 = off)")
     for admin in cfg.limits.admins:

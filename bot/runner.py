@@ -35,7 +35,7 @@ from bot.web.adapter import LOCAL
 from generator.active_model import follow_promotions, read_active
 from generator.metrics import serve_prometheus
 from generator.model_kinds import KINDS
-from generator.sampler import DeviceUnavailable, resolve_device
+from generator.sampler import DeviceUnavailable, resolve_device, sketch_weights
 from generator.service import DrawingService, GeneratorService, ServiceOptions
 from generator.worker_process import WorkerFailed
 
@@ -104,7 +104,8 @@ def cannot_load(e: Exception) -> int:
 
 def configured_weights(cfg: Config) -> dict[str, str | None]:
     """The weights [generator] names for each kind (None: the kind's bundled weights)."""
-    return {"face": cfg.generator.weights or None, "sketch": cfg.generator.sketch_weights or None}
+    return {"face": cfg.generator.weights or None,
+            "sketch": sketch_weights(cfg.generator.sketch_weights, cfg.generator.sketch_mode)}
 
 
 def active_weights(cfg: Config) -> dict[str, str | None]:

@@ -21,9 +21,14 @@ from torch import nn
 from generator.images import from_pil, grid, to_pil, to_uint8
 from generator.models import tag_condition
 from generator.tags import N_EYE, N_HAIR
-from generator.weights import BUNDLED_GENERATOR, BUNDLED_SKETCH, load_module, weights_version
+from generator.models.sketch_encoder import EncodedSketchToFace
+from generator.weights import (BUNDLED_GENERATOR, BUNDLED_SKETCH, BUNDLED_SKETCH_ENCODER, find_face, load_module,
+                               weights_version)
 
 MODES = ("fix-noise", "change-hair", "change-eye", "fix-hair-eye", "interpolate")
+# [generator] sketch_mode -> the bundled sketch weights it serves: a sketch encoder into the face generator
+# (one encoder pass, one generator pass), or the CycleGAN's sketch-to-face generator
+SKETCH_MODES = {"encoder": BUNDLED_SKETCH_ENCODER, "cyclegan": BUNDLED_SKETCH}
 
 
 class DeviceUnavailable(ValueError):
@@ -128,7 +133,13 @@ class Sampler:
         G, meta = load_module(path, dev)
         if meta["config"]["arch"] not in cls.archs:
             raise ValueError(f"{path} holds a {meta['config']['arch']} network, not {' or '.join(cls.archs)}")
-        return cls(G, weights_version(path, meta), dev)
+        return cls(cls.assemble(G, meta, path, dev), weights_version(path, meta), dev)
+
+    @classmethod
+    def assemble(cls, network: nn.Module, meta: dict, path: Path, device: torch.device) -> nn.Module:
+        """The module that draws, from the network a file holds (the network itself, unless a sampler needs
+        more: see SketchSampler)."""
+        return network
 
 
 class FaceSampler(Sampler):
@@ -185,7 +196,16 @@ class SketchSampler(Sampler):
     """The sketch-to-face generator: a drawing (ink -1 on paper +1), colours and a seed -> a face."""
 
     bundled = BUNDLED_SKETCH
-    archs = ("sketch2face",)
+    archs = ("sketch2face", "sketch-encoder")
+
+    @classmethod
+    def assemble(cls, network: nn.Module, meta: dict, path: Path, device: torch.device) -> nn.Module:
+        """A CycleGAN generator draws by itself; a sketch encoder draws through the face generator it was
+        trained against (named in its file: ``generator.weights.find_face``)."""
+        if meta["config"]["arch"] != "sketch-encoder":
+            return network
+        face, _ = load_module(find_face(meta["face"], path), device)
+        return EncodedSketchToFace(network, face)
 
     @torch.inference_mode()
     def draw(self, sketch: torch.Tensor, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
@@ -196,6 +216,14 @@ class SketchSampler(Sampler):
               ) -> torch.Tensor:
         """One face per sketch, painted in its (hair, eye) colours with the latent of its seed."""
         return self.draw(sketch, *face_inputs(hair, eye, seeds, self.z_dim))
+
+
+def sketch_weights(configured: str, mode: str) -> str | None:
+    """The sketch kind's weights for [generator] sketch_weights and sketch_mode: the file named, else the mode's
+    bundled weights (None when they are the kind's default, SketchSampler.bundled)."""
+    if configured:
+        return configured
+    return None if SKETCH_MODES[mode] == SketchSampler.bundled else str(SKETCH_MODES[mode])
 
 
 class UpscalerSampler(Sampler):

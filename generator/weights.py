@@ -6,6 +6,7 @@ in its metadata, so a weights file from anywhere is safe to open.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -16,13 +17,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
-from generator.models import acgan, face_gan, seed_acgan, sketch_gan, tagger, upscaler
+from generator.models import acgan, face_gan, seed_acgan, sketch_encoder, sketch_gan, tagger, upscaler
 
 BUNDLED_DIR = Path(__file__).parent / "weights"
 BUNDLED_GENERATOR = BUNDLED_DIR / "acgan.safetensors"
 BUNDLED_DISCRIMINATOR = BUNDLED_DIR / "acgan-d.safetensors"  # the bundled generator's partner: fine-tunes start here
 BUNDLED_TAGGER = BUNDLED_DIR / "tagger.safetensors"
 BUNDLED_SKETCH = BUNDLED_DIR / "sketch.safetensors"
+BUNDLED_SKETCH_ENCODER = BUNDLED_DIR / "sketch-encoder.safetensors"
 
 # arch name -> (config class, module class) for every network a weights file may hold
 ARCHS: dict[str, tuple[type, type[nn.Module]]] = {
@@ -35,6 +37,7 @@ ARCHS: dict[str, tuple[type, type[nn.Module]]] = {
     "upscaler": (upscaler.UpscalerConfig, upscaler.Upscaler),
     "sketch2face": (sketch_gan.SketchGANConfig, sketch_gan.SketchToFace),
     "face2sketch": (sketch_gan.SketchGANConfig, sketch_gan.FaceToSketch),
+    "sketch-encoder": (sketch_encoder.SketchEncoderConfig, sketch_encoder.SketchEncoder),
 }
 
 
@@ -82,3 +85,29 @@ def load_module(path: str | os.PathLike, device: str | torch.device = "cpu") -> 
     module = module_cls(cfg_cls(**cfg_dict))
     module.load_state_dict(load_file(str(path), device=str(device)))  # copies widen fp16 into fp32 params
     return module.to(device).eval(), meta
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def face_reference(path: str | os.PathLike) -> dict[str, str]:
+    """What a network trained against the face generator in ``path`` records of it: its version, the file
+    (relative to the bundled weights when it is one of them) and its SHA-256, which ``find_face`` checks."""
+    path = Path(path).resolve()
+    where = path.name if path.parent == BUNDLED_DIR.resolve() else str(path)
+    return {"version": weights_version(path, read_metadata(path)), "file": where, "sha256": file_sha256(path)}
+
+
+def find_face(reference: dict[str, str], beside: str | os.PathLike) -> Path:
+    """The face generator file a ``face_reference`` names: at its recorded place (a bare name: among the
+    bundled weights), else under that name beside ``beside`` (a copied run folder); ValueError unless its
+    bytes are the ones recorded (another face model's latents mean nothing to the network)."""
+    name = Path(reference["file"])
+    places = [BUNDLED_DIR / name if len(name.parts) == 1 else name, Path(beside).parent / name.name]
+    for place in places:
+        if place.is_file() and file_sha256(place) == reference["sha256"]:
+            return place
+    raise ValueError(f"{beside} was trained against the face model {reference['version']} "
+                     f"({reference['file']}, SHA-256 {reference['sha256'][:12]}), which is not at "
+                     f"{' or '.join(str(p) for p in places)} (or has changed)")

@@ -131,6 +131,7 @@ def _head(rng: np.random.Generator, cx: float, cy: float, rx: float, ry: float) 
 
 
 EYE_STYLES = ("dot", "blob", "circle", "dash", "upright", "arc")
+HAIR_STYLES = ("bangs", "spikes", "long")
 
 
 def _eye(rng: np.random.Generator, style: str, x: float, y: float, k: float) -> list[np.ndarray]:
@@ -168,11 +169,12 @@ def _mouth(rng: np.random.Generator, x: float, y: float, k: float) -> list[np.nd
     return [_pointer(_line((x - w / 2, y), (x + w / 2, y + rng.normal(0, 2)), rng.uniform(-3, 3)), rng)]
 
 
-def _hair(rng: np.random.Generator, cx: float, cy: float, rx: float, ry: float, above: float) -> list[np.ndarray]:
-    """Hair strokes round the top of the head: bangs into the forehead that stop above y = ``above``, spikes
-    above the head, or long strands that fall past the cheeks (these move the drawing's bounding box, so the
-    face no longer fills the sketch)."""
-    style = rng.choice(["bangs", "spikes", "long"])
+def _hair(rng: np.random.Generator, cx: float, cy: float, rx: float, ry: float, above: float,
+          styles: tuple[str, ...] = HAIR_STYLES) -> list[np.ndarray]:
+    """Hair strokes round the top of the head, in one of ``styles``: bangs into the forehead that stop above
+    y = ``above``, spikes above the head, or long strands that fall past the cheeks (these move the drawing's
+    bounding box, so the face no longer fills the sketch)."""
+    style = rng.choice(styles)
 
     def on_head(angle: float, scale: float = 1.0) -> Point:
         return cx + scale * rx * np.cos(angle), cy + scale * ry * np.sin(angle)
@@ -198,6 +200,17 @@ def _hair(rng: np.random.Generator, cx: float, cy: float, rx: float, ry: float, 
             end = (cx + side * rx * rng.uniform(1.05, 1.35), cy + ry * rng.uniform(0.5, 1.2))
             out.append(_pointer(_line(top, end, -side * rng.uniform(10, 30)), rng))
     return out
+
+
+def _mouth_and_hair(rng: np.random.Generator, cx: float, cy: float, rx: float, ry: float, eye_y: float,
+                    turn: float, hair_styles: tuple[str, ...] = HAIR_STYLES) -> list[np.ndarray]:
+    """Often a mouth below the eyes, sometimes hair: the strokes a drawing adds after the head and the eyes."""
+    strokes, k = [], rx / 80
+    if rng.random() < 0.7:
+        strokes += _mouth(rng, cx + 0.8 * turn, cy + ry * rng.uniform(0.35, 0.6), k)
+    if rng.random() < 0.5:
+        strokes += _hair(rng, cx, cy, rx, ry, eye_y - 0.2 * ry, hair_styles)
+    return strokes
 
 
 def _render(strokes: tuple[np.ndarray, ...]) -> Image.Image:
@@ -237,10 +250,7 @@ def rough_drawing(seed: int) -> RoughDrawing:
         strokes += drawn
         eyes.append((float(x), float(y)))
         eye_boxes.append(_box(np.concatenate(drawn)))
-    if rng.random() < 0.7:
-        strokes += _mouth(rng, cx + 0.8 * turn, cy + ry * rng.uniform(0.35, 0.6), k)
-    if rng.random() < 0.5:
-        strokes += _hair(rng, cx, cy, rx, ry, eye_y - 0.2 * ry)
+    strokes += _mouth_and_hair(rng, cx, cy, rx, ry, eye_y, turn)
     strokes_t = tuple(strokes)
     pad = _render(strokes_t)
     pad_layout = Layout((cx - rx, cy - ry, cx + rx, cy + ry), (eyes[0], eyes[1]), (eye_boxes[0], eye_boxes[1]))
@@ -262,3 +272,45 @@ def rough_set(n: int, first_seed: int = HELDOUT_FIRST_SEED) -> RoughSet:
     return RoughSet(torch.from_numpy(np.stack([d.sketch for d in drawings]))[:, None],
                     torch.tensor([d.layout.face for d in drawings]),
                     torch.tensor([d.layout.eyes for d in drawings]))
+
+
+# Rough drawings of generated faces (the sketch encoder's training pairs, training/train_sketch_encoder.py): the
+# face picture (64 px) is laid on the pad at 4 pad pixels a face pixel, a head outline drawn round it and each
+# eye drawn where the face has its eye, so the bot's sketch of the pad puts the eyes about where the face has them.
+FACE_SCALE = PAD / SIZE
+EYE_PRIOR = ((23.0, 32.0), (41.0, 32.0))  # where the aligned 64 px faces' eyes usually are (x, y)
+EYE_PRIOR_SIGMA = 5.0                      # px: how far from there an eye is looked for
+
+
+def eye_centres(faces: torch.Tensor) -> torch.Tensor:
+    """(B, 2, 2) eye centres (x, y), left eye first, of faces (B, 3, 64, 64) in [-1, 1]: the centroid of the
+    squared colour edges (eyes are the sharpest detail of a face) under a Gaussian round each usual eye place."""
+    from training.sketch_data import colour_edges  # training data code, not needed to draw the yardstick's sets
+
+    weight = colour_edges(faces)[:, 0] ** 2  # (B, 64, 64)
+    ys, xs = torch.meshgrid(torch.arange(SIZE, dtype=faces.dtype), torch.arange(SIZE, dtype=faces.dtype),
+                            indexing="ij")
+    out = []
+    for px, py in EYE_PRIOR:
+        w = weight * torch.exp(-((xs - px) ** 2 + (ys - py) ** 2) / (2 * EYE_PRIOR_SIGMA ** 2))
+        w = w / w.sum((1, 2), keepdim=True).clamp_min(1e-8)
+        out.append(torch.stack([(w * xs).sum((1, 2)), (w * ys).sum((1, 2))], 1))
+    return torch.stack(out, 1)
+
+
+def rough_of_face(eyes: torch.Tensor, seed: int) -> np.ndarray:
+    """The bot's 64x64 sketch of a rough drawing of a face whose eyes (2, 2) (face pixels, left first) are
+    known: head, eyes, maybe a mouth and bangs, in the pad's strokes. Seeds must stay below HELDOUT_FIRST_SEED."""
+    if seed >= HELDOUT_FIRST_SEED:
+        raise ValueError(f"seeds from {HELDOUT_FIRST_SEED:,} on are the yardstick's")
+    rng = np.random.default_rng(seed)
+    (lx, ly), (rx_, ry_) = (FACE_SCALE * eyes).tolist()
+    rx = FACE_SCALE * rng.uniform(22, 28)
+    ry = rx * rng.uniform(0.95, 1.15)
+    cx, cy = (lx + rx_) / 2 + rng.normal(0, 4), PAD / 2 + rng.uniform(-4, 12)
+    strokes = [_head(rng, cx, cy, rx, ry)]
+    style = rng.choice(EYE_STYLES)
+    for x, y in ((lx, ly), (rx_, ry_)):
+        strokes += _eye(rng, style, x, y, rx / 80)
+    strokes += _mouth_and_hair(rng, cx, cy, rx, ry, (ly + ry_) / 2, (lx + rx_) / 2 - cx, ("bangs",))
+    return normalise_sketch(png_bytes(_render(tuple(strokes)))).pixels

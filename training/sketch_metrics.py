@@ -51,6 +51,7 @@ from torch import nn
 from generator.images import to_uint8
 from generator.models import tag_condition
 from generator.models.tagger import Tagger
+from generator.sampler import SketchSampler
 from generator.tags import N_EYE, N_HAIR
 from generator.weights import BUNDLED_SKETCH, BUNDLED_TAGGER, load_module
 from training.dataset import FaceDataset
@@ -245,10 +246,12 @@ def format_table(result: dict) -> str:
 
 def evaluate_sketch_weights(weights: str | Path | None, data_dir: str | Path, doodles: str | Path,
                             tagger_path: str | Path | None = None, seed: int = 0) -> dict:
-    """``moebot evaluate`` for a sketch2face weights file: the figures above, plus a printable table."""
+    """``moebot evaluate`` for a sketch model (a CycleGAN generator, or a sketch encoder drawn through its face
+    generator): the figures above, plus a printable table."""
     weights = Path(weights) if weights else BUNDLED_SKETCH
-    G, meta = load_module(weights)
-    result: dict = {"model": f"{weights.name}@{meta.get('step', '?')}",
+    sampler = SketchSampler.load(weights, "cpu")
+    G = sampler.G
+    result: dict = {"model": f"{weights.name} ({sampler.version})",
                     **load_sketch_evaluator(data_dir, doodles, tagger_path, seed).evaluate(G, seed)}
     result["_table"] = format_table(result)
     return result
