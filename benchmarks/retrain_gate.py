@@ -26,6 +26,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from bot.config import TrainingConfig  # noqa: E402
 from bot.retraining import Retrainer  # noqa: E402
+from bot.store import Store  # noqa: E402
 from generator.tags import HAIR_COLORS  # noqa: E402
 from generator.weights import BUNDLED_GENERATOR  # noqa: E402
 from training.dataset import DB_NAME, is_heldout  # noqa: E402
@@ -58,12 +59,16 @@ def curate(data: Path, hair: int, n: int) -> int:
 
 async def run(args: argparse.Namespace, data: Path) -> int:
     cfg = dataclasses.replace(TrainingConfig(), steps=args.steps, threads=args.threads)
-    retrainer = Retrainer(cfg, data, data / DB_NAME, Path(args.weights))
-    t0 = time.monotonic()
-    print(await retrainer.start("benchmark"), flush=True)
-    outcome = await retrainer.wait()
-    wall = time.monotonic() - t0
-    record = next(m for m in await retrainer.models() if m.version == outcome.version)
+    store = await Store.open(data / DB_NAME, data)
+    try:
+        retrainer = Retrainer(cfg, data, store.db, Path(args.weights))
+        t0 = time.monotonic()
+        print(await retrainer.start("benchmark"), flush=True)
+        outcome = await retrainer.wait()
+        wall = time.monotonic() - t0
+        record = next(m for m in await retrainer.models() if m.version == outcome.version)
+    finally:
+        await store.close()
     print(f"run {outcome.version}: {wall / 60:.1f} min wall ({args.steps} steps, {args.threads} thread(s), nice 10)")
     print(f"{'figure':<16}{'active':>10}{'candidate':>11}")
     for k in FIGURES:

@@ -6,8 +6,12 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from bot.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from bot.retraining import Retrainer
 
 DESCRIPTION = ("Anime faces: import a data set, train and judge generators, draw faces and sketches, manage the "
                "served model, and run the chat bot. One subcommand per job; 'moebot SUBCOMMAND --help' shows its "
@@ -217,19 +221,34 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
     return run(cfg, web=args.web)
 
 
-def cmd_models(args: argparse.Namespace, cfg: Config) -> int:
+def on_store(cfg: Config, work: Callable[[Retrainer], Awaitable[int]]) -> int:
+    """``await work(retrainer)`` with the retrainer on the bot's store (SQLite or PostgreSQL), closed after."""
     import asyncio
 
     from bot.runner import make_retrainer
+    from bot.store import Store
 
-    retrainer = make_retrainer(cfg)
+    async def go() -> int:
+        store = await Store.open(cfg.storage_target, cfg.storage.data_dir)
+        try:
+            return await work(make_retrainer(cfg, store.db))
+        finally:
+            await store.close()
+    return asyncio.run(go())
+
+
+def cmd_models(args: argparse.Namespace, cfg: Config) -> int:
+    return on_store(cfg, lambda retrainer: models_action(args, retrainer))
+
+
+async def models_action(args: argparse.Namespace, retrainer: Retrainer) -> int:
     if args.action == "promote":
         if not args.target:
             print("moebot models promote: give the weights FILE", file=sys.stderr)
             return 2
         try:
-            active = asyncio.run(retrainer.lifecycle.promote_file(Path(args.target), "moebot models promote",
-                                                                  "promoted by hand (moebot models promote)"))
+            active = await retrainer.lifecycle.promote_file(Path(args.target), "moebot models promote",
+                                                            "promoted by hand (moebot models promote)")
         except (OSError, ValueError) as e:
             print(f"moebot models promote: refused {args.target}: {e}", file=sys.stderr)
             return 1
@@ -238,12 +257,12 @@ def cmd_models(args: argparse.Namespace, cfg: Config) -> int:
         return 0
     if args.action == "rollback":
         try:
-            print(asyncio.run(retrainer.rollback(args.target, "moebot models rollback", args.kind)))
+            print(await retrainer.rollback(args.target, "moebot models rollback", args.kind))
         except ValueError as e:
             print(f"moebot models rollback: {e}", file=sys.stderr)
             return 1
         return 0
-    for m in asyncio.run(retrainer.models()):
+    for m in await retrainer.models():
         figures = ", ".join(f"{k} {m.metrics[k]:.3f}" for k in ("hair_ratio", "eye_ratio", "diversity_ratio", "fd")
                             if k in m.metrics)
         print(f"{m.version:<22} {m.state:<9} {m.kind:<8} {m.created_at[:16]}  from {m.parent or '-'}  {figures}  "
@@ -253,21 +272,16 @@ def cmd_models(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_retrain(args: argparse.Namespace, cfg: Config) -> int:
     """One retraining run now, in a child process as the bot runs it, gate and promotion included."""
-    import asyncio
-
-    from bot.runner import make_retrainer
-
-    async def go() -> int:
-        retrainer = make_retrainer(cfg)
+    async def go(retrainer: Retrainer) -> int:
         print(await retrainer.start("moebot retrain"))
         outcome = await retrainer.wait()
-        if outcome is None:  # another run holds the lock
+        if outcome is None:  # another process's run holds the lease
             return 1
         print(outcome.text)
         if outcome.grid:
             print(f"before | after: {outcome.grid}")
         return 0 if outcome.promoted else 1
-    return asyncio.run(go())
+    return on_store(cfg, go)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,8 +5,10 @@ is one scheduler per process). A run is ``python -m training.retrain`` in a chil
 capped threads, so the bot stays responsive; the child fine-tunes and measures, this side decides: the
 gate (training/gate.py) promotes the candidate through the model lifecycle (training/lifecycle.py), which
 every generator service follows without a restart, or rejects it with its figures. A child that dies or is killed leaves
-its row 'failed' and the active model serving; the run lock keeps two runs, even of two bot processes,
-from overlapping.
+its row 'failed' and the active model serving. The registry and the faces are read and written in the bot's
+database through the store's interface (SQLite or PostgreSQL); the child gets its faces in a rows file. A lease
+in that database (bot/store/leases.py), renewed while the run goes, keeps two runs, even of two bot processes
+on two machines, from overlapping.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import dataclasses
 import json
 import logging
 import os
+import secrets
 import shutil
-import sqlite3
 import sys
 import time
 from dataclasses import dataclass
@@ -26,20 +28,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Awaitable, Callable, Mapping
 
 from bot.config import TrainingConfig
-from generator.active_model import models_dir
+from bot.store.database import Database
+from bot.store.leases import Leases
 from generator.model_kinds import KINDS, weights_map
 from generator.weights import BUNDLED_DISCRIMINATOR, BUNDLED_GENERATOR, read_metadata, weights_version
 from training import registry
-from training.dataset import tagged_rows
+from training.dataset import read_tagged_rows, write_rows
 from training.gate import judge
 from training.lifecycle import Lifecycle
 from training.registry import ModelRecord
-from training.retrain import BUSY, RetrainOptions, RunBusy, lock_is_free, run_lock
+from training.retrain import RetrainOptions
 
 if TYPE_CHECKING:
     from generator.service import DrawingService
 
 log = logging.getLogger(__name__)
+
+RUN_LEASE = "retraining-run"  # held by the process whose run goes; no other process starts one meanwhile
+RUN_LEASE_S = 120.0  # renewed every quarter of this while the run goes: a process that dies frees it this soon
+ROWS_NAME = "rows.json"  # in the run folder: the faces the run trains and measures on
 
 
 @dataclass(frozen=True)
@@ -58,16 +65,18 @@ Subscriber = Callable[[RunOutcome], Awaitable[None]]
 
 
 class Retrainer:
-    def __init__(self, cfg: TrainingConfig, data_dir: Path, database: Path,
+    def __init__(self, cfg: TrainingConfig, data_dir: Path, db: Database,
                  default_weights: Path | Mapping[str, Path | None], ray_address: str | None = None):
-        """``default_weights``: what serves while nothing was promoted, the face generator's file or files by
+        """``db``: the store's database (the registry, the faces and the run's lease are in it);
+        ``default_weights``: what serves while nothing was promoted, the face generator's file or files by
         kind (a kind not named: its bundled weights)."""
         self.cfg = cfg
         self.ray_address = ray_address  # backend "ray": the cluster (None: start or attach a local Ray)
         self.data_dir = Path(data_dir)
-        self.database = Path(database)
+        self.db = db
+        self.leases = Leases(db)
         configured = weights_map(default_weights)
-        self.lifecycle = Lifecycle(self.data_dir, self.database, {
+        self.lifecycle = Lifecycle(self.data_dir, db, {
             kind: Path(configured[kind]) if configured[kind] else k.bundled for kind, k in KINDS.items()})
         self._subscribers: list[Subscriber] = []
         self._told: dict[str, float] = {}  # notice -> when admins were last told it (time.monotonic)
@@ -75,11 +84,8 @@ class Retrainer:
         self._process: asyncio.subprocess.Process | None = None
         self._version = ""
         self._started = datetime.now(timezone.utc)
+        self._holder = ""  # who holds the run's lease for the run of this process (bot/store/leases.py)
         self._closed = False  # shutting down: no new run may start (its child would outlive the bot)
-
-    @property
-    def models_dir(self) -> Path:
-        return models_dir(self.data_dir)
 
     @property
     def running(self) -> tuple[str, int | None] | None:
@@ -126,7 +132,7 @@ class Retrainer:
 
     async def scheduled(self) -> None:
         """The scheduled check: train only when enough curated faces arrived that the active model lacks."""
-        new = await self._db(self._new_curated)
+        new = await self._new_curated()
         if new < self.cfg.min_new:
             log.info("retraining: %d new curated faces, %d needed; not running", new, self.cfg.min_new)
             return
@@ -138,13 +144,21 @@ class Retrainer:
             return "The bot is shutting down; no retraining run starts now."
         if (going := self.running) is not None:
             return f"A retraining run ({going[0]}) is already going since {self._started:%H:%M} UTC."
-        if not lock_is_free(self.models_dir):
+        self._holder = f"{self.leases.holder}/{secrets.token_hex(4)}"  # this run's: a second start here waits too
+        if not await self.leases.claim(RUN_LEASE, RUN_LEASE_S, self._holder):
             return "A retraining run is going in another moebot process; try again when it has finished."
-        parent_version, parent_path, parent_d = await self._db(self._parent)
-        self._version = f"ft-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
-        self._started = datetime.now(timezone.utc)
-        run_dir = self.data_dir / "retrain" / self._version
-        await self._db(lambda conn: registry.begin(conn, self._version, parent_version, run_dir))
+        try:
+            await registry.fail_interrupted(self.db)  # this process holds the lease: a run left 'training' died
+            parent_version, parent_path, parent_d = await self._parent()
+            self._version = f"ft-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
+            self._started = datetime.now(timezone.utc)
+            run_dir = self.data_dir / "retrain" / self._version
+            rows = await read_tagged_rows(self.db, "all", ("base", "curated"))
+            await asyncio.to_thread(self._write_rows, run_dir, rows)
+            await registry.begin(self.db, self._version, parent_version, run_dir)
+        except BaseException:
+            await self.leases.release(RUN_LEASE, self._holder)
+            raise
         self._task = asyncio.create_task(self._run(self._version, parent_path, parent_d, run_dir, requested_by))
         return (f"Started retraining run {self._version} from {parent_version} ({self.cfg.steps} steps, "
                 f"requested by {requested_by}); admins get the result when it ends.")
@@ -164,33 +178,63 @@ class Retrainer:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def models(self) -> list[ModelRecord]:
-        await self._db(self._register_active)
-        return await self._db(registry.listing)
+        await self._register_active()
+        await self._fail_dead_runs()
+        return await registry.listing(self.db)
 
     async def rollback(self, version: str | None, requested_by: str, kind: str = "face") -> str:
         """Serve ``version`` (default: the model of ``kind`` that served before the current one) again."""
-        await self._db(self._register_active)
+        await self._register_active()
         return await self.lifecycle.rollback(version, requested_by, kind)
 
     async def _run(self, version: str, parent: Path, parent_d: Path | None, run_dir: Path,
                    requested_by: str) -> RunOutcome:
+        renewing = asyncio.create_task(self._keep_lease())
         try:
-            outcome = await self._train_and_judge(version, parent, parent_d, run_dir, requested_by)
-        except Exception as e:  # never let a failed run take the bot down or stay 'training'
-            log.exception("retraining run %s failed", version)
-            outcome = await self._failed(version, f"error: {e}")
+            try:
+                outcome = await self._train_and_judge(version, parent, parent_d, run_dir, requested_by)
+            except Exception as e:  # never let a failed run take the bot down or stay 'training'
+                log.exception("retraining run %s failed", version)
+                outcome = await self._failed(version, f"error: {e}")
+            finally:
+                self._process = None
+            log.info("retraining run %s (%s): %s", version, requested_by, outcome.reason)
+            await self._prune()
         finally:
-            self._process = None
-        log.info("retraining run %s (%s): %s", version, requested_by, outcome.reason)
-        await self._db(self._prune)
+            renewing.cancel()
+            await self.leases.release(RUN_LEASE, self._holder)
         await self.tell_admins(outcome)
         return outcome
+
+    async def _keep_lease(self) -> None:
+        """Renew the run's lease while the run goes; a database that cannot be reached meanwhile is logged (the
+        run goes on, and another process may start one once the lease has run out)."""
+        while True:
+            await asyncio.sleep(RUN_LEASE_S / 4)
+            try:
+                if not await self.leases.claim(RUN_LEASE, RUN_LEASE_S, self._holder):
+                    log.error("retraining: another process took the run's lease")
+            except Exception:
+                log.exception("retraining: could not renew the run's lease")
+
+    async def _fail_dead_runs(self) -> None:
+        """Runs left 'training' by a process that died are failed, unless a run holds the lease (they may be its
+        own); the check holds the lease meanwhile, under a name of its own, so no run starts in between."""
+        check = f"{self.leases.holder}/check"
+        if await self.leases.claim(RUN_LEASE, RUN_LEASE_S, check):
+            try:
+                await registry.fail_interrupted(self.db)
+            finally:
+                await self.leases.release(RUN_LEASE, check)
+
+    def _write_rows(self, run_dir: Path, rows: list) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_rows(run_dir / ROWS_NAME, self.data_dir, rows)
 
     async def _train_and_judge(self, version: str, parent: Path, parent_d: Path | None, run_dir: Path,
                                requested_by: str) -> RunOutcome:
         c = self.cfg
-        run_dir.mkdir(parents=True, exist_ok=True)
-        opts = RetrainOptions(data=str(self.data_dir), run=str(run_dir), parent=str(parent), version=version,
+        opts = RetrainOptions(data=str(run_dir / ROWS_NAME), run=str(run_dir), parent=str(parent), version=version,
                               parent_d=str(parent_d or ""),
                               steps=c.steps, batch=c.batch, threads=c.threads, d_warmup=c.d_warmup,
                               curated_share=c.curated_share, curated_half=c.curated_half, lr=c.lr)
@@ -200,13 +244,10 @@ class Retrainer:
         verdict = json.loads((run_dir / "verdict.json").read_text())
         grid = Path(verdict["grid"])
         ok, why = judge(verdict["metrics"], verdict["parent_metrics"], self.cfg.margins)
-
-        def record(conn: sqlite3.Connection) -> None:
-            registry.record_result(conn, version, Path(verdict["candidate"]), verdict["metrics"],
-                                   verdict["parent_metrics"], grid, verdict["base_max_id"], verdict["curated_ids"])
-            if not ok:
-                registry.set_state(conn, version, "rejected", why)
-        await self._db(record)
+        await registry.record_result(self.db, version, Path(verdict["candidate"]), verdict["metrics"],
+                                     verdict["parent_metrics"], grid, verdict["base_max_id"], verdict["curated_ids"])
+        if not ok:
+            await registry.set_state(self.db, version, "rejected", why)
         if ok:
             await self.lifecycle.promote("face", version, f"retraining ({requested_by})", why)
         m, p = verdict["metrics"], verdict["parent_metrics"]
@@ -218,7 +259,7 @@ class Retrainer:
         return RunOutcome(version, ok, why, text, grid)
 
     async def _failed(self, version: str, why: str) -> RunOutcome:
-        await self._db(lambda conn: registry.set_state(conn, version, "failed", why))
+        await registry.set_state(self.db, version, "failed", why)
         return RunOutcome(version, False, why, f"Retraining run {version} failed: {why}", None)
 
     async def _train_in_child(self, opts: RetrainOptions) -> str | None:
@@ -228,44 +269,37 @@ class Retrainer:
         log_path = Path(opts.run) / "log.txt"
         with open(log_path, "ab") as logfile:
             self._process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "training.retrain", *args, "--models-dir", str(self.models_dir),
+                sys.executable, "-m", "training.retrain", *args,
                 stdout=logfile, stderr=logfile, env=env, preexec_fn=lambda: os.nice(10))
             code = await self._process.wait()
         if code == 0:
             return None
-        return "another run holds the lock" if code == BUSY else \
-            f"the training process ended with status {code}{_tail(log_path)}"
+        return f"the training process ended with status {code}{_tail(log_path)}"
 
     async def _train_on_ray(self, opts: RetrainOptions) -> str | None:
-        """Train as a task on the Ray cluster, holding the run lock here meanwhile; None, or why it failed."""
+        """Train as a task on the Ray cluster (this process holds the run's lease meanwhile); None, or why it
+        failed."""
         from training.ray_training import retrain_on_ray
         try:
-            with run_lock(self.models_dir):
-                await retrain_on_ray(opts, self.ray_address)
-        except RunBusy:
-            return "another run holds the lock"
+            await retrain_on_ray(opts, self.ray_address)
         except Exception as e:  # a task error, a lost node: the run failed, the bot goes on
             log.exception("retraining on Ray failed")
             return f"the Ray task failed: {type(e).__name__}: {e}"[:500]
         return None
 
-    def _register_active(self, conn: sqlite3.Connection) -> tuple[str, Path]:
-        """The face generator serving now, recorded in the registry; runs left 'training' by a dead process are
-        failed."""
-        version, path = self.lifecycle.serving(conn, "face")
-        if self.running is None and lock_is_free(self.models_dir):
-            registry.fail_interrupted(conn)
-        return version, path
+    async def _register_active(self) -> tuple[str, Path]:
+        """The face generator serving now, recorded in the registry."""
+        return await self.lifecycle.serving("face")
 
-    def _parent(self, conn: sqlite3.Connection) -> tuple[str, Path, Path | None]:
+    async def _parent(self) -> tuple[str, Path, Path | None]:
         """What a run starts from: the serving model's version and weights, and its discriminator if kept."""
-        version, path = self._register_active(conn)
-        return version, path, self._partner(conn, version)
+        version, path = await self._register_active()
+        return version, path, await self._partner(version)
 
-    def _partner(self, conn: sqlite3.Connection, version: str) -> Path | None:
+    async def _partner(self, version: str) -> Path | None:
         """The discriminator trained beside ``version``: a fine-tune that starts from it keeps the pair's
         balance (a fresh one first drags the generator towards what it can tell apart, and faces blotch)."""
-        record = registry.get(conn, version)
+        record = await registry.get(self.db, version)
         kept = record.run_dir / "discriminator.safetensors" if record and record.run_dir else None
         if kept and kept.exists():
             return kept
@@ -274,23 +308,20 @@ class Retrainer:
             return BUNDLED_DISCRIMINATOR
         return None
 
-    def _new_curated(self, conn: sqlite3.Connection) -> int:
+    async def _new_curated(self) -> int:
         """Curated training faces (held-out ones are only ever measured on) the active model has not seen."""
-        version, _ = self._register_active(conn)
-        curated = {r.id for r in tagged_rows(conn, "train", ("curated",))}
-        return len(curated - registry.trained_on(conn, version))
+        version, _ = await self._register_active()
+        curated = {r.id for r in await read_tagged_rows(self.db, "train", ("curated",))}
+        return len(curated - await registry.trained_on(self.db, version))
 
-    def _prune(self, conn: sqlite3.Connection) -> None:
+    async def _prune(self) -> None:
         """Keep the run folders of the newest ``keep_runs`` runs (promoted weights live on in the models folder)."""
-        records = registry.listing(conn, limit=1_000_000)
+        records = await registry.listing(self.db, limit=1_000_000)
         keep = {r.run_dir for r in records[:self.cfg.keep_runs]} | \
             {r.run_dir for r in records if r.state in ("active", "training")}
         for r in records:
             if r.run_dir and r.run_dir not in keep and r.run_dir.exists():
-                shutil.rmtree(r.run_dir, ignore_errors=True)
-
-    async def _db(self, fn: Callable[[sqlite3.Connection], object]):
-        return await self.lifecycle.db(fn)
+                await asyncio.to_thread(shutil.rmtree, r.run_dir, ignore_errors=True)
 
 
 def _tail(log_path: Path, lines: int = 3) -> str:

@@ -29,7 +29,7 @@ from bot.platforms import ChatPlatforms
 from bot.redact import redacted_logs
 from bot.retraining import Retrainer
 from bot.store import Store
-from bot.store.database import DatabaseUnavailable, shown_target
+from bot.store.database import Database, DatabaseUnavailable, shown_target
 from bot.web import server
 from bot.web.adapter import LOCAL
 from generator.active_model import follow_promotions, read_active
@@ -126,10 +126,10 @@ def make_service(cfg: Config) -> DrawingService:
     return GeneratorService(active_weights(cfg), options)
 
 
-def make_retrainer(cfg: Config) -> Retrainer:
-    """The retrainer that [training] describes; it fine-tunes whatever serves now (see active_weights), and its
-    lifecycle promotes and rolls back models of every kind."""
-    return Retrainer(cfg.training, cfg.storage.data_dir, cfg.database,
+def make_retrainer(cfg: Config, db: Database) -> Retrainer:
+    """The retrainer that [training] describes, on the store's database ``db``; it fine-tunes whatever serves now
+    (see active_weights), and its lifecycle promotes and rolls back models of every kind."""
+    return Retrainer(cfg.training, cfg.storage.data_dir, db,
                      {kind: Path(w) if w else None for kind, w in configured_weights(cfg).items()},
                      ray_address=cfg.generator.ray_address or None)
 
@@ -165,7 +165,7 @@ async def serve(cfg: Config, tokens: Mapping[str, str], *, web: bool = False, ad
     async with contextlib.AsyncExitStack() as running:
         store = await Store.open(cfg.storage_target, cfg.storage.data_dir)
         running.push_async_callback(store.close)  # on every way out: its thread would keep the process alive
-        retrainer = make_retrainer(cfg)
+        retrainer = make_retrainer(cfg, store.db)
         await retrainer.lifecycle.recover("moebot run")  # damaged active weights give way to earlier ones
         generator = make_service(cfg)
         await running.enter_async_context(generator)

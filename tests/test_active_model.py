@@ -8,7 +8,7 @@ import torch
 from bot.cli import main
 from bot.config import load_config
 from bot.runner import make_service
-from fakes.bot_parts import lifecycle, promote
+from fakes.bot_parts import promote, promote_file
 from generator.active_model import follow_promotions, read_active
 from generator.models.acgan import ACGANConfig, Generator
 from generator.service import GeneratorService, ServiceOptions
@@ -52,7 +52,7 @@ def test_running_service_follows_the_pointer(tiny_generator_file, tmp_path):
         async with GeneratorService(tiny_generator_file, ServiceOptions(threads=1)) as svc:
             follower = asyncio.create_task(follow_promotions(svc, data, every=0.05))
             before = (await svc.faces([0], [0], [0])).version
-            await lifecycle(data).promote_file(_weights(tmp_path / "next.safetensors", "v8"), "test", "test")
+            await promote_file(data, _weights(tmp_path / "next.safetensors", "v8"))
             for _ in range(400):  # the swap needs a new worker process: allow it a few seconds
                 if svc.version == "v8":
                     break
@@ -120,7 +120,7 @@ def test_following_goes_on_after_the_pointer_was_damaged(tiny_generator_file, tm
             (data / "models" / "active.json").write_text('{"weights": "/x", "vers')
             while "is damaged" not in caplog.text:
                 await asyncio.sleep(0.05)
-            await lifecycle(data).promote_file(_weights(tmp_path / "next.safetensors", "v8"), "test", "test")
+            await promote_file(data, _weights(tmp_path / "next.safetensors", "v8"))
             while svc.version != "v8" and not follower.done():
                 await asyncio.sleep(0.05)
             follower.cancel()

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import migrations
-from fakes.bot_parts import tiny_sketch_weights, tiny_upscaler_weights
+from fakes.bot_parts import database, tiny_sketch_weights, tiny_upscaler_weights
 from generator.models.acgan import ACGANConfig, Generator
 from generator.sampler import FaceSampler, SketchSampler, UpscalerSampler
 from generator.service import GenerationFailed, GeneratorService, ModelUnavailable, QueueFull, ServiceOptions
@@ -305,8 +305,8 @@ def test_every_kind_is_hot_swapped_and_rolled_back_through_the_lifecycle(service
     paper = torch.ones(1, 1, 64, 64)
 
     async def go():
-        async with service() as svc:
-            models = Lifecycle(tmp_path, tmp_path / "moebot.db", {"sketch": tiny_sketch_file}, [svc])
+        async with service() as svc, database(tmp_path) as db:
+            models = Lifecycle(tmp_path, db, {"sketch": tiny_sketch_file}, [svc])
             face, plain = svc.version, await svc.faces([3], [4], [5], size=128)  # no upscaler: 64 px
             stop, seen = asyncio.Event(), []
 

@@ -104,7 +104,7 @@ def test_the_bot_sends_the_faces_moebot_sample_writes_through_the_active_upscale
         try:
             core.display_size = 128
             before = await core.handle(ALICE, pink_blue_7)
-            await lifecycle(tmp_path, core.generator).promote_file(up, "test", "the 128 px stage")
+            await lifecycle(tmp_path, core.store.db, core.generator).promote_file(up, "test", "the 128 px stage")
             after = await core.handle(ALICE, pink_blue_7)  # at once: the promotion switched this process first
             core.display_size = 256
             return before, after, await core.handle(ALICE, pink_blue_7)

@@ -8,12 +8,12 @@ from test_retraining import make_retrainer
 
 def test_no_run_starts_once_the_retrainer_is_closed(tmp_path, tiny_generator_file):
     async def go():
-        retrainer = make_retrainer(tmp_path, tiny_generator_file)
-        await retrainer.close()
-        answer = await retrainer.start("telegram:1")
-        running = retrainer.running
-        await retrainer.close()
-        return answer, running
+        async with make_retrainer(tmp_path, tiny_generator_file) as retrainer:
+            await retrainer.close()
+            answer = await retrainer.start("telegram:1")
+            running = retrainer.running
+            await retrainer.close()
+            return answer, running
     answer, running = asyncio.run(go())
     assert answer == "The bot is shutting down; no retraining run starts now." and running is None
     assert not (tmp_path / "retrain").exists()

@@ -1,6 +1,7 @@
 """Retraining: the gate, curated weighting, and whole runs in a child process on tiny data."""
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -8,6 +9,7 @@ import signal
 import sqlite3
 import time
 from pathlib import Path
+from typing import AsyncIterator
 
 import pytest
 import torch
@@ -15,11 +17,11 @@ import torch
 import migrations
 from bot.config import TrainingConfig
 from bot.retraining import Retrainer
+from fakes.bot_parts import database
 from generator.active_model import read_active
 from training import registry
 from training.dataset import FaceDataset
 from training.gate import Margins, judge
-from training.retrain import RunBusy, run_lock
 from training.train_acgan import batch_weights
 
 GOOD = {"hair_ratio": 0.95, "eye_ratio": 0.9, "diversity_ratio": 0.9, "fd": 10.0}
@@ -49,24 +51,6 @@ def test_curated_faces_get_a_bounded_share_of_each_batch():
     assert few.sum() == pytest.approx(1.0) and many.sum() == pytest.approx(1.0)
 
 
-def test_the_run_lock_is_exclusive_across_processes(tmp_path):
-    import subprocess
-    import sys
-    code = ("import sys, time; from pathlib import Path; from training.retrain import run_lock\n"
-            "with run_lock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(30)\n")
-    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(RunBusy):
-            with run_lock(tmp_path):
-                pass
-    finally:
-        holder.kill()
-        holder.wait()
-    with run_lock(tmp_path):  # the OS dropped the dead holder's lock
-        pass
-
-
 def curate(data_dir: Path, hair: int, n: int) -> list[int]:
     """Mark ``n`` training faces of one hair colour curated, as votes would."""
     conn = migrations.connect(data_dir / "moebot.db")
@@ -81,10 +65,18 @@ RUIN = dict(steps=6, d_warmup=2, lr=5.0, margin_hair_ratio=0.02, margin_eye_rati
             margin_fd=0.10)
 
 
-def make_retrainer(data_dir: Path, weights: Path, **cfg) -> Retrainer:
+def tiny_runs(**cfg) -> TrainingConfig:
+    """Runs of a few steps on tiny data, whose candidates the gate lets through (unless ``cfg`` says otherwise)."""
     options = dict(steps=12, batch=16, d_warmup=4, min_new=3, margin_hair_ratio=1.0, margin_eye_ratio=1.0,
                    margin_diversity_ratio=1.0, margin_fd=100.0, keep_runs=2)
-    return Retrainer(TrainingConfig(**{**options, **cfg}), data_dir, data_dir / "moebot.db", weights)
+    return TrainingConfig(**{**options, **cfg})
+
+
+@contextlib.asynccontextmanager
+async def make_retrainer(data_dir: Path, weights: Path, **cfg) -> AsyncIterator[Retrainer]:
+    """A retrainer of tiny runs on the bot's database in ``data_dir``, closed after the block."""
+    async with database(data_dir) as db:
+        yield Retrainer(tiny_runs(**cfg), data_dir, db, weights)
 
 
 def test_a_run_trains_in_a_child_is_judged_promoted_and_rolled_back(tmp_path, face_data_dir, tiny_generator_file):
@@ -93,21 +85,22 @@ def test_a_run_trains_in_a_child_is_judged_promoted_and_rolled_back(tmp_path, fa
     curated = curate(data_dir, hair=0, n=4)
 
     async def go():
-        retrainer = make_retrainer(data_dir, tiny_generator_file)
-        seen = []
+        async with make_retrainer(data_dir, tiny_generator_file) as retrainer:
+            seen = []
 
-        async def told(outcome):
-            seen.append(outcome)
-        retrainer.subscribe(told)
-        answer = await retrainer.start("telegram:1")
-        assert "Started retraining run ft-" in answer
-        assert "already going" in await retrainer.start("telegram:2")
-        outcome = await retrainer.wait()
-        models = await retrainer.models()
-        back = await retrainer.rollback(None, "telegram:1")
-        return outcome, seen, models, back, await retrainer.models()
+            async def told(outcome):
+                seen.append(outcome)
+            retrainer.subscribe(told)
+            answer = await retrainer.start("telegram:1")
+            assert "Started retraining run ft-" in answer
+            assert "already going" in await retrainer.start("telegram:2")
+            outcome = await retrainer.wait()
+            models = await retrainer.models()
+            back = await retrainer.rollback(None, "telegram:1")
+            return outcome, seen, models, back, await retrainer.models(), \
+                await registry.trained_on(retrainer.db, outcome.version)
 
-    outcome, seen, models, back, after = asyncio.run(go())
+    outcome, seen, models, back, after, trained_on = asyncio.run(go())
     assert outcome.promoted, outcome.reason
     assert seen == [outcome] and outcome.grid.exists() and "promoted" in outcome.text
     assert [m.state for m in models] == ["active", "retired"]
@@ -117,7 +110,7 @@ def test_a_run_trains_in_a_child_is_judged_promoted_and_rolled_back(tmp_path, fa
     assert "Rolled back" in back and [m.state for m in after] == ["retired", "active"]
     assert read_active(data_dir).version == models[1].version
     conn = migrations.connect(data_dir / "moebot.db")
-    assert registry.trained_on(conn, outcome.version) == {i for i in curated if not _heldout(conn, i)}
+    assert trained_on == {i for i in curated if not _heldout(conn, i)}
     conn.close()
     assert not (data_dir / "retrain" / outcome.version / "snapshot.pt").exists()
     assert (data_dir / "retrain" / outcome.version / "discriminator.safetensors").exists()  # for the next run
@@ -130,9 +123,9 @@ def test_a_fine_tune_of_the_bundled_model_starts_from_its_discriminator(tmp_path
     curate(data_dir, hair=0, n=4)
 
     async def go():
-        retrainer = make_retrainer(data_dir, BUNDLED_GENERATOR, steps=2, d_warmup=1)
-        await retrainer.start("telegram:1")
-        return await retrainer.wait()
+        async with make_retrainer(data_dir, BUNDLED_GENERATOR, steps=2, d_warmup=1) as retrainer:
+            await retrainer.start("telegram:1")
+            return await retrainer.wait()
     outcome = asyncio.run(go())
     options = json.loads((data_dir / "retrain" / outcome.version / "options.json").read_text())
     assert options["init"] == str(BUNDLED_GENERATOR) and options["init_d"] == str(BUNDLED_DISCRIMINATOR)
@@ -152,9 +145,9 @@ def test_a_worse_candidate_is_rejected_and_the_active_model_keeps_serving(tmp_pa
     curate(data_dir, hair=0, n=4)
 
     async def go():
-        retrainer = make_retrainer(data_dir, BUNDLED_GENERATOR, **RUIN)
-        await retrainer.start("telegram:1")
-        return await retrainer.wait(), await retrainer.models()
+        async with make_retrainer(data_dir, BUNDLED_GENERATOR, **RUIN) as retrainer:
+            await retrainer.start("telegram:1")
+            return await retrainer.wait(), await retrainer.models()
     outcome, models = asyncio.run(go())
     assert not outcome.promoted and "worse than the active model" in outcome.reason, outcome.text
     assert [m.state for m in models] == ["rejected", "active"]
@@ -168,17 +161,17 @@ def test_a_killed_run_is_failed_and_the_next_run_completes(tmp_path, face_data_d
     curate(data_dir, hair=0, n=4)
 
     async def go():
-        slow = make_retrainer(data_dir, tiny_generator_file, steps=100_000)
-        await slow.start("telegram:1")
-        log_file = data_dir / "retrain" / slow.running[0] / "stats.jsonl"
-        deadline = time.monotonic() + 60
-        while not log_file.exists() and time.monotonic() < deadline:  # kill it mid-training
-            await asyncio.sleep(0.2)
-        os.kill(slow.running[1], signal.SIGKILL)
-        killed = await slow.wait()
-        fresh = make_retrainer(data_dir, tiny_generator_file)  # as after a restart
-        await fresh.start("schedule")
-        return killed, await fresh.wait(), await fresh.models()
+        async with make_retrainer(data_dir, tiny_generator_file, steps=100_000) as slow:
+            await slow.start("telegram:1")
+            log_file = data_dir / "retrain" / slow.running[0] / "stats.jsonl"
+            deadline = time.monotonic() + 60
+            while not log_file.exists() and time.monotonic() < deadline:  # kill it mid-training
+                await asyncio.sleep(0.2)
+            os.kill(slow.running[1], signal.SIGKILL)
+            killed = await slow.wait()
+            async with make_retrainer(data_dir, tiny_generator_file) as fresh:  # as after a restart
+                await fresh.start("schedule")
+                return killed, await fresh.wait(), await fresh.models()
     killed, done, models = asyncio.run(go())
     assert not killed.promoted and "status -9" in killed.reason
     assert done.promoted, done.reason
@@ -192,21 +185,21 @@ def test_the_schedule_runs_only_when_enough_new_curated_faces_arrived(tmp_path, 
     shutil.copytree(face_data_dir, data_dir)
 
     async def go():
-        retrainer = make_retrainer(data_dir, tiny_generator_file, every_s=0.2, min_new=3)
-        scheduler = AsyncIOScheduler()
-        scheduler.start()
-        retrainer.schedule(scheduler)
-        await asyncio.sleep(1.0)
-        idle = retrainer.running, await retrainer.wait()
-        curate(data_dir, hair=2, n=8)
-        deadline = time.monotonic() + 30
-        while retrainer.running is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        outcome = await retrainer.wait()
-        await asyncio.sleep(1.0)  # later checks find nothing new: the candidate was trained on all of it
-        again = retrainer.running
-        scheduler.shutdown(wait=False)
-        return idle, outcome, again
+        async with make_retrainer(data_dir, tiny_generator_file, every_s=0.2, min_new=3) as retrainer:
+            scheduler = AsyncIOScheduler()
+            scheduler.start()
+            retrainer.schedule(scheduler)
+            await asyncio.sleep(1.0)
+            idle = retrainer.running, await retrainer.wait()
+            curate(data_dir, hair=2, n=8)
+            deadline = time.monotonic() + 30
+            while retrainer.running is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            outcome = await retrainer.wait()
+            await asyncio.sleep(1.0)  # later checks find nothing new: the candidate was trained on all of it
+            again = retrainer.running
+            scheduler.shutdown(wait=False)
+            return idle, outcome, again
     idle, outcome, again = asyncio.run(go())
     assert idle == (None, None)
     assert outcome.promoted, outcome.reason

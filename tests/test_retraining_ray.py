@@ -22,9 +22,9 @@ def test_a_run_on_ray_comes_back_judged_and_promoted(tmp_path, face_data_dir, ti
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         async def go():
-            retrainer = make_retrainer(data_dir, tiny_generator_file, backend="ray")
-            await retrainer.start("telegram:1")
-            return await retrainer.wait(), await retrainer.models()
+            async with make_retrainer(data_dir, tiny_generator_file, backend="ray") as retrainer:
+                await retrainer.start("telegram:1")
+                return await retrainer.wait(), await retrainer.models()
         outcome, models = asyncio.run(go())
     finally:
         ray.shutdown()

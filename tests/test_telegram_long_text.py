@@ -5,10 +5,10 @@ import shutil
 
 from PIL import Image
 
-import migrations
 from bot.commands import Models
 from bot.core import Who
 from bot.telegram_adapter import split_text
+from fakes.bot_parts import database
 from fakes.telegram_server import FakeTelegram
 from test_retraining import make_retrainer
 from test_telegram_bot import running_bot, stopped
@@ -21,15 +21,18 @@ def record_versions(data_dir, parent: str, n: int) -> list[str]:
     """``n`` finished runs, each with figures, a long reason and a before/after grid, as the retrainer records them."""
     grid = data_dir / "grid.png"
     Image.new("RGB", (16, 8), "white").save(grid)
-    conn = migrations.connect(data_dir / "moebot.db")
     versions = [f"ft-20261202-{i:04d}" for i in range(1, n + 1)]
-    for version in versions:
-        registry.begin(conn, version, parent, data_dir / version)
-        registry.record_result(conn, version, data_dir / f"{version}.safetensors",
-                               {"hair_ratio": 0.912, "eye_ratio": 0.876, "diversity_ratio": 0.951, "fd": 12.3},
-                               {"fd": 10.1}, grid, 0, [])
-        registry.set_state(conn, version, "rejected", REASON)
-    conn.close()
+
+    async def record():
+        async with database(data_dir) as db:
+            for version in versions:
+                await registry.begin(db, version, parent, data_dir / version)
+                await registry.record_result(
+                    db, version, data_dir / f"{version}.safetensors",
+                    {"hair_ratio": 0.912, "eye_ratio": 0.876, "diversity_ratio": 0.951, "fd": 12.3}, {"fd": 10.1}, grid,
+                    0, [])
+                await registry.set_state(db, version, "rejected", REASON)
+    asyncio.run(record())
     return versions
 
 
@@ -41,15 +44,16 @@ def test_models_with_many_versions_sends_every_line(tmp_path, face_data_dir, tin
     async def go():
         telegram = FakeTelegram()
         await telegram.start()
-        app, core = await running_bot(telegram, data_dir, retrainer=make_retrainer(data_dir, tiny_generator_file))
-        try:
-            expected = (await core.handle(Who("telegram", "1", "Alice", "1"), Models())).text
-            await telegram.send_command("/models", user_id=1)
-            grid = (await telegram.wait_for("sendPhoto"))[0]
-            texts = [c.params["text"] for c in telegram.of("sendMessage")]
-        finally:
-            await stopped(app, core)
-            await telegram.stop()
+        async with make_retrainer(data_dir, tiny_generator_file) as retrainer:
+            app, core = await running_bot(telegram, data_dir, retrainer=retrainer)
+            try:
+                expected = (await core.handle(Who("telegram", "1", "Alice", "1"), Models())).text
+                await telegram.send_command("/models", user_id=1)
+                grid = (await telegram.wait_for("sendPhoto"))[0]
+                texts = [c.params["text"] for c in telegram.of("sendMessage")]
+            finally:
+                await stopped(app, core)
+                await telegram.stop()
         return expected, grid, texts
     expected, grid, texts = asyncio.run(asyncio.wait_for(go(), 120))
     assert len(expected) > 1024  # too long for a caption

@@ -1,6 +1,7 @@
 """Two `moebot run` processes on one PostgreSQL database and one data directory, as on two machines: Telegram (the
 fake Bot API) and a playground in one, a playground in the other. Votes from both count, the limits hold across
-both, and each firing of the scheduled retraining check runs in one of them, never in both."""
+both, a reply's file drawn in one is served by the other's playground, and each firing of the scheduled
+retraining check runs in one of them, never in both."""
 
 import asyncio
 import json
@@ -45,6 +46,9 @@ class Playground:
 
     def vote(self, vote_id: str) -> dict:
         return json.loads(self.post("api/vote", {"id": vote_id}))
+
+    def get(self, path: str) -> bytes:
+        return urllib.request.urlopen(self.url + path.lstrip("/"), timeout=60).read()
 
 
 def fired(log: Path, start: int) -> int:
@@ -100,6 +104,7 @@ def test_two_processes_share_votes_limits_and_the_schedule(postgres_url, tmp_pat
         voted_in_two = two.vote(up_id)  # the playground's user votes on the Telegram picture in the other process
 
         drawn_in_two = two.command("/waifu")
+        shelved = [two.get(f["url"]) for f in drawn_in_two["files"]], [one.get(f["url"]) for f in drawn_in_two["files"]]
         refused_in_one = one.command("/waifu")  # the same user, a second later, in the other process
         since = [len(log.read_text()) for _, log in processes]  # both are up: from here on, both schedules fire
         deadline = time.monotonic() + 60
@@ -114,6 +119,7 @@ def test_two_processes_share_votes_limits_and_the_schedule(postgres_url, tmp_pat
     assert statuses == [0, 0], logs
     assert voted_in_two["buttons"]["up"] == 2 and voted_in_two["notice"] == "You voted 👍"
     assert not drawn_in_two["refusal"] and drawn_in_two["files"]
+    assert shelved[0] == shelved[1] and shelved[0][0][:8] == b"\x89PNG\r\n\x1a\n"  # either process serves the file
     assert refused_in_one["refusal"] and refused_in_one["text"].startswith("Slow down a little")
     checks = sorted(log[start:].count(CHECK) for log, start in zip(logs, since))
     assert checks[0] == 0 and checks[1] >= 3, logs  # both fired it 3 times or more; one process ran it

@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 from PIL import Image, ImageDraw
 
-import migrations
 from playwright.sync_api import expect, sync_playwright
 
 from bot.commands import parse
@@ -454,7 +453,8 @@ def test_the_registry_shows_versions_with_their_figures_and_serves_an_earlier_on
     from training import registry
 
     data_dir = served.core.store.data_dir
-    retrainer = Retrainer(TrainingConfig(), data_dir, served.db, BUNDLED_GENERATOR)
+    db = served.core.store.db
+    retrainer = Retrainer(TrainingConfig(), data_dir, db, BUNDLED_GENERATOR)
     monkeypatch.setattr(served.core, "retrainer", retrainer)
     serving = served.call(retrainer.models())[0].version  # registers what serves now
     run_dir = data_dir / "retrain" / "ft-test"
@@ -462,12 +462,10 @@ def test_the_registry_shows_versions_with_their_figures_and_serves_an_earlier_on
     weights = tiny_weights(run_dir / "generator.safetensors", version="ft-test")
     before_after = served.call(served.core.generator.faces([7, 7, 7, 11, 11, 11], [9, 9, 9, 3, 3, 3], range(6)))
     grid(before_after.images, 3).save(run_dir / "before_after.png")
-    conn = migrations.connect(served.db)
-    registry.begin(conn, "ft-test", serving, run_dir)
-    registry.record_result(conn, "ft-test", weights, {"hair_ratio": 1.01, "fd": 6.2}, {"hair_ratio": 1.03, "fd": 5.2},
-                           run_dir / "before_after.png", 0, [])
-    registry.set_state(conn, "ft-test", "rejected", "the gate: FD rose 19%")
-    conn.close()
+    served.call(registry.begin(db, "ft-test", serving, run_dir))
+    served.call(registry.record_result(db, "ft-test", weights, {"hair_ratio": 1.01, "fd": 6.2},
+                                       {"hair_ratio": 1.03, "fd": 5.2}, run_dir / "before_after.png", 0, []))
+    served.call(registry.set_state(db, "ft-test", "rejected", "the gate: FD rose 19%"))
     page.goto(served.url + "dashboard#models")
     row = page.locator("#registry tr", has_text="ft-test")
     expect(row).to_contain_text("rejected")
@@ -515,6 +513,7 @@ def test_changes_need_the_pages_csrf_token_and_origin(served):
 def test_files_are_found_by_id_or_by_a_checked_name_only(served):
     assert served.request("/pictures/999999")[0] == 404
     assert served.request("/files/not-a-key")[0] == 404
+    assert served.request("/files/..%2Fmoebot.db")[0] == 404  # the shelf is a folder: a key names a file in it only
     make_run(served.core.store.data_dir.parent / "runs", "checked", "checked-v1")
     assert served.request("/runs/checked/loss.png")[0] == 200
     for path in ("/runs/checked/options.json", "/runs/checked/generator.safetensors", "/runs/..%2F..%2Fetc/passwd",

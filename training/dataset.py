@@ -8,6 +8,7 @@ the promotion gate all agree on which faces they must not train on.
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from PIL import Image
 from tqdm import tqdm
 
 import migrations
+from training.sql import Sql
 
 DB_NAME = "moebot.db"
 Split = Literal["train", "heldout", "all"]
@@ -38,15 +40,43 @@ class FaceRow(NamedTuple):
     status: str
 
 
+def _tagged_sql(statuses: tuple[str, ...]) -> str:
+    return (f"SELECT sha256, path, hair, eye, id, status FROM images WHERE hair IS NOT NULL AND size = 64 "
+            f"AND status IN ({','.join('?' * len(statuses))}) ORDER BY id")
+
+
+def in_split(rows: list[FaceRow], split: Split) -> list[FaceRow]:
+    return rows if split == "all" else [r for r in rows if is_heldout(r.sha256) == (split == "heldout")]
+
+
 def tagged_rows(conn: sqlite3.Connection, split: Split, statuses: tuple[str, ...]) -> list[FaceRow]:
     """The tagged 64 px images with one of ``statuses`` in the split, by id: what a dataset (or a run's record
-    of its data) is made of."""
-    marks = ",".join("?" * len(statuses))
-    rows = [FaceRow(*r) for r in conn.execute(
-        f"SELECT sha256, path, hair, eye, id, status FROM images WHERE hair IS NOT NULL AND size = 64 "
-        f"AND status IN ({marks}) "
-        "ORDER BY id", statuses)]
-    return rows if split == "all" else [r for r in rows if is_heldout(r.sha256) == (split == "heldout")]
+    of its data) is made of; from the data directory's SQLite file (what `moebot train` reads)."""
+    return in_split([FaceRow(*r) for r in conn.execute(_tagged_sql(statuses), statuses)], split)
+
+
+async def read_tagged_rows(db: Sql, split: Split, statuses: tuple[str, ...]) -> list[FaceRow]:
+    """``tagged_rows`` from the bot's database (SQLite or PostgreSQL), through the store's interface."""
+    return in_split([FaceRow(*r) for r in await db.fetchall(_tagged_sql(statuses), statuses)], split)
+
+
+def write_rows(path: Path, data_dir: Path, rows: list[FaceRow]) -> None:
+    """A run's exact data (rows of ``data_dir``), for a training process that does not reach the bot's database:
+    the bot reads the rows there, the process takes this file where it takes a data directory."""
+    path.write_text(json.dumps({"data_dir": str(data_dir), "rows": [list(r) for r in rows]}))
+
+
+def source_rows(data: Path, split: Split, statuses: tuple[str, ...]) -> tuple[Path, list[FaceRow]]:
+    """(data directory, ``tagged_rows``): ``data`` is a data directory (its SQLite file is read) or a rows file."""
+    if data.is_file():
+        written = json.loads(data.read_text())
+        rows = [row for r in written["rows"] if (row := FaceRow(*r)).status in statuses]
+        return Path(written["data_dir"]), in_split(rows, split)
+    conn = migrations.connect(data / DB_NAME)
+    try:
+        return data, tagged_rows(conn, split, statuses)
+    finally:
+        conn.close()
 
 
 @dataclass
@@ -67,13 +97,9 @@ class FaceDataset:
     @classmethod
     def load(cls, data_dir: str | Path, split: Split = "train", statuses: tuple[str, ...] = ("base", "curated"),
              progress: bool = True) -> "FaceDataset":
-        """The tagged images with one of ``statuses`` in the split, cached as one .npy per exact row set."""
-        data_dir = Path(data_dir)
-        conn = migrations.connect(data_dir / DB_NAME)
-        try:
-            rows = tagged_rows(conn, split, statuses)
-        finally:
-            conn.close()
+        """The tagged images with one of ``statuses`` in the split, cached as one .npy per exact row set;
+        ``data_dir`` may be a rows file instead (``write_rows``)."""
+        data_dir, rows = source_rows(Path(data_dir), split, statuses)
         if not rows:
             raise ValueError(f"{data_dir}: no tagged images in the {split} split; run `moebot import` first")
         return cls(

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Mapping
 
 from generator.active_model import ActiveModel, keep_copy, point_to, read_active, read_pointer
 from generator.model_check import check_weights
@@ -23,18 +22,18 @@ from generator.weights import read_metadata, weights_version
 from generator.worker_process import WorkerFailed
 from training import registry
 from training.registry import ModelRecord
+from training.sql import SqlDatabase
 
 if TYPE_CHECKING:
     from generator.service import DrawingService
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 @dataclass
 class Lifecycle:
     data_dir: Path
-    database: Path
+    db: SqlDatabase  # the bot's database (its store's), where the registry lives
     defaults: Mapping[str, Path | None]  # what serves of each kind while none was promoted: configured or bundled
     services: list[DrawingService] = field(default_factory=list)  # this process's: switched before it is recorded
 
@@ -44,21 +43,18 @@ class Lifecycle:
         other processes follow the pointer within seconds."""
         self.services.append(service)
 
-    async def db(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await registry.in_thread(self.database, fn)
-
     async def promote_file(self, source: Path, actor: str, reason: str) -> ActiveModel:
         """Check ``source`` and keep a copy of it, register it (as a candidate, unless its version is known), then
         ``promote`` it; its kind is the one its architecture names. ValueError says why it was refused."""
         kept = await asyncio.to_thread(keep_copy, self.data_dir, source)
-        await self.db(lambda conn: registry.register(conn, kept.kind, kept.version, kept.weights))
+        await registry.register(self.db, kept.kind, kept.version, kept.weights)
         return await self._switch(kept, actor, reason)
 
     async def promote(self, kind: str, version: str, actor: str, reason: str) -> ActiveModel:
         """Make the registered ``version`` the active model of ``kind`` (see the module docstring). ValueError when
         it is unknown, of another kind, without weights, or they fail the check; WorkerFailed when a service
         refused it. Either way nothing changed."""
-        record = await self.db(lambda conn: registry.get(conn, version))
+        record = await registry.get(self.db, version)
         if record is None or record.kind != kind:
             raise ValueError(f"there is no {kind} model {version!r}")
         if record.path is None or not record.path.is_file():
@@ -69,24 +65,21 @@ class Lifecycle:
         """Serve the checked copy ``kept`` here, record the promotion, then point other processes at it."""
         for service in self.services:
             await service.promote(kept.weights, kept.kind)
-        await self.db(lambda conn: registry.promote(conn, kept.kind, kept.version, actor, reason, kept.weights))
+        await registry.promote(self.db, kept.kind, kept.version, actor, reason, kept.weights)
         await self.derive_pointer()
         return kept
 
     async def rollback(self, version: str | None, actor: str, kind: str = "face") -> str:
         """Serve ``version`` again (default: the model of ``kind`` that served before the current one); a readable
         answer, or ValueError saying why not."""
-        def pick(conn: sqlite3.Connection) -> ModelRecord:
-            self.serving(conn, kind)
-            target = registry.get(conn, version) if version else \
-                next(iter(registry.retired(conn, kind)), None) or self._default_record(conn, kind)
-            if target is None:
-                raise ValueError(f"there is no model {version!r}" if version else
-                                 "there is no earlier model" if kind == "face" else f"there is no earlier {kind} model")
-            if target.state == "active":
-                raise ValueError(f"{target.version} is already the active model")
-            return target
-        target = await self.db(pick)
+        await self.serving(kind)
+        target = await registry.get(self.db, version) if version else \
+            next(iter(await registry.retired(self.db, kind)), None) or await self._default_record(kind)
+        if target is None:
+            raise ValueError(f"there is no model {version!r}" if version else
+                             "there is no earlier model" if kind == "face" else f"there is no earlier {kind} model")
+        if target.state == "active":
+            raise ValueError(f"{target.version} is already the active model")
         try:
             await self.promote(target.kind, target.version, actor, f"rolled back by {actor}")
         except WorkerFailed as e:
@@ -94,7 +87,7 @@ class Lifecycle:
         later = "" if self.services else " (running bots switch within seconds)"
         return f"Rolled back: {target.version} draws again{later}."
 
-    def _default_record(self, conn: sqlite3.Connection, kind: str) -> ModelRecord | None:
+    async def _default_record(self, kind: str) -> ModelRecord | None:
         """The configured or bundled model of ``kind`` (registered now, if it was not) when a promoted one serves
         instead of it: what served before the first promotion of the kind."""
         path, active = self.defaults.get(kind), read_active(self.data_dir, kind)
@@ -103,10 +96,10 @@ class Lifecycle:
         version = weights_version(path, read_metadata(path))
         if version == active.version:
             return None
-        registry.register(conn, kind, version, path)
-        return registry.get(conn, version)
+        await registry.register(self.db, kind, version, path)
+        return await registry.get(self.db, version)
 
-    def serving(self, conn: sqlite3.Connection, kind: str = "face") -> tuple[str, Path] | None:
+    async def serving(self, kind: str = "face") -> tuple[str, Path] | None:
         """(version, weights) of the model of ``kind`` that serves now (the promoted one, else the configured or
         bundled one), recorded in the registry if it was not; None when nothing of the kind serves."""
         active = read_active(self.data_dir, kind)
@@ -114,13 +107,13 @@ class Lifecycle:
         if path is None:
             return None
         version = active.version if active else weights_version(path, read_metadata(path))
-        registry.ensure_active(conn, version, path, kind=kind)
+        await registry.ensure_active(self.db, version, path, kind=kind)
         return version, path
 
     async def derive_pointer(self) -> None:
         """Point each kind at its newest recorded promotion, where the pointer names something else (after a
         promotion, or a process that stopped between recording and pointing)."""
-        latest = await self.db(registry.latest_promotions)
+        latest = await registry.latest_promotions(self.db)
         pointed, _ = await asyncio.to_thread(read_pointer, self.data_dir)
         for kind, p in latest.items():
             now = pointed.get(kind)
@@ -147,16 +140,16 @@ class Lifecycle:
             if instead is None:
                 log.error("%s; there is nothing to fall back to", damage)
                 continue
-            await self.db(lambda conn: registry.set_state(conn, active.version, "failed", damage))
+            await registry.set_state(self.db, active.version, "failed", damage)
             log.error("%s; %s serves instead", damage, instead)
 
     async def _fall_back(self, kind: str, actor: str, why: str) -> str | None:
         """Promote the newest version of ``kind`` that served before and passes the check, else the configured or
         bundled one; its version, or None when none does."""
-        for record in await self.db(lambda conn: registry.retired(conn, kind)):
+        for record in await registry.retired(self.db, kind):
             if version := await self._promoted(record, actor, why):
                 return version
-        default = await self.db(lambda conn: self._default_record(conn, kind))
+        default = await self._default_record(kind)
         return await self._promoted(default, actor, why) if default else None
 
     async def _promoted(self, record: ModelRecord, actor: str, why: str) -> str | None:

@@ -3,9 +3,9 @@
 The run is the same ``retrain`` as the local child process, as a Ray task that asks for a GPU when the
 cluster has one (the training loop then uses CUDA). It works in a scratch folder on whichever node runs
 it and sends back the candidate's weights, the before | after grid and the verdict as bytes, which are
-written into the run folder here; only the data directory must be readable at the same path on every
-node (a shared volume), as for the generator's Ray backend. The bot keeps holding the run lock while
-the task runs, so runs never overlap. Needs the ``ray`` extra.
+written into the run folder here; only the data directory (the faces, and the rows file in the run folder)
+must be readable at the same path on every node (a shared volume), as for the generator's Ray backend. The
+bot keeps holding the run's lease while the task runs, so runs never overlap. Needs the ``ray`` extra.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def _task():
 
         with tempfile.TemporaryDirectory() as tmp:
             run = Path(tmp) / "run"
-            verdict = retrain(RetrainOptions(**{**options, "run": str(run)}), Path(tmp) / "models")
+            verdict = retrain(RetrainOptions(**{**options, "run": str(run)}))
             return verdict, {name: (run / name).read_bytes() for name in OUTPUTS}
     return retrain_remote
 

@@ -5,25 +5,20 @@ A version moves ``training`` -> ``candidate`` -> ``active`` (promoted) or ``reje
 a run that dies is ``failed``; an active version that another of its kind replaces is ``retired`` and may
 come back by rollback. Each kind has one active version. ``promote`` is the one way a version becomes
 active, logged in ``promotions`` with who and why; the active pointer file that services follow
-(generator/active_model.py) is derived from that log (training/lifecycle.py). Kept in the same SQLite
-database as the votes.
+(generator/active_model.py) is derived from that log (training/lifecycle.py). Kept in the bot's database
+beside the votes (SQLite or PostgreSQL), reached through the store's interface (training/sql.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import Any, Iterable
 
-import migrations
+from training.sql import Sql, SqlDatabase, now_text
 
 STATES = ("training", "candidate", "active", "rejected", "retired", "failed")
-NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"  # SQL: the time stamps the migrations use
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -63,144 +58,115 @@ def _record(row: tuple) -> ModelRecord:
                        Path(run_dir) if run_dir else None, reason, created, updated, kind)
 
 
-async def in_thread(database: Path, fn: Callable[[sqlite3.Connection], T]) -> T:
-    """``fn(connection)`` in a thread on a short-lived connection (the store's is async-only)."""
-    def call() -> T:
-        conn = migrations.connect(database)
-        try:
-            return fn(conn)
-        finally:
-            conn.close()
-    return await asyncio.to_thread(call)
-
-
-@contextlib.contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """All or nothing (the connection is in autocommit mode, as migrations.connect opens it)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-def get(conn: sqlite3.Connection, version: str) -> ModelRecord | None:
-    row = conn.execute(f"SELECT {_COLUMNS} FROM models WHERE version = ?", (version,)).fetchone()
+async def get(db: Sql, version: str) -> ModelRecord | None:
+    row = await db.fetchone(f"SELECT {_COLUMNS} FROM models WHERE version = ?", (version,))
     return _record(row) if row else None
 
 
-def listing(conn: sqlite3.Connection, limit: int = 50) -> list[ModelRecord]:
+async def listing(db: Sql, limit: int = 50) -> list[ModelRecord]:
     """Newest first."""
-    rows = conn.execute(f"SELECT {_COLUMNS} FROM models ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-    return [_record(r) for r in rows]
+    return [_record(r) for r in await db.fetchall(f"SELECT {_COLUMNS} FROM models ORDER BY id DESC LIMIT ?", (limit,))]
 
 
-def ensure_active(conn: sqlite3.Connection, version: str, path: Path, reason: str = "serving",
-                  kind: str = "face") -> None:
+async def ensure_active(db: SqlDatabase, version: str, path: Path, reason: str = "serving", kind: str = "face") -> None:
     """Record the model of ``kind`` that serves now (the configured or bundled one, or one a pointer names) if
     the registry lacks it, and make it the one active row of its kind; a row that is already active keeps the
     reason it became so."""
-    with transaction(conn):
-        known = conn.execute("SELECT state FROM models WHERE version = ?", (version,)).fetchone()
+    async with db.transaction() as tx:
+        known = await tx.fetchval("SELECT state FROM models WHERE version = ?", (version,))
         if known is None:
-            conn.execute("INSERT INTO models (version, path, state, reason, kind) VALUES (?, ?, 'active', ?, ?)",
-                         (version, str(path), reason, kind))
-        if known is None or known[0] != "active":
-            _activate(conn, version, reason)
+            await tx.execute("INSERT INTO models (version, path, state, reason, kind) VALUES (?, ?, 'active', ?, ?)",
+                             (version, str(path), reason, kind))
+        if known != "active":
+            await _activate(tx, version, reason)
 
 
-def register(conn: sqlite3.Connection, kind: str, version: str, path: Path) -> None:
+async def register(db: SqlDatabase, kind: str, version: str, path: Path) -> None:
     """Record a weights file of ``kind`` as a candidate, unless its version is known (then only its kind is
     checked); ValueError when the version names a model of another kind."""
-    with transaction(conn):
-        known = conn.execute("SELECT kind FROM models WHERE version = ?", (version,)).fetchone()
+    async with db.transaction() as tx:
+        known = await tx.fetchval("SELECT kind FROM models WHERE version = ?", (version,))
         if known is None:
-            conn.execute("INSERT INTO models (version, path, state, reason, kind) VALUES (?, ?, 'candidate', ?, ?)",
-                         (version, str(path), "awaiting promotion", kind))
-        elif known[0] != kind:
-            raise ValueError(f"version {version} is already a {known[0]} model, so a {kind} model cannot take "
-                             "its name")
+            await tx.execute("INSERT INTO models (version, path, state, reason, kind) VALUES (?, ?, 'candidate', ?, ?)",
+                             (version, str(path), "awaiting promotion", kind))
+        elif known != kind:
+            raise ValueError(f"version {version} is already a {known} model, so a {kind} model cannot take its name")
 
 
-def promote(conn: sqlite3.Connection, kind: str, version: str, actor: str, reason: str, path: Path) -> None:
+async def promote(db: SqlDatabase, kind: str, version: str, actor: str, reason: str, path: Path) -> None:
     """Make ``version`` the one active model of ``kind``, in one transaction: its row active with its weights at
     ``path``, the one before it retired, and the promotion logged with who made it and why. ValueError when
     the registry has no such version of that kind."""
-    with transaction(conn):
-        known = conn.execute("SELECT kind FROM models WHERE version = ?", (version,)).fetchone()
-        if known is None or known[0] != kind:
+    async with db.transaction() as tx:
+        if await tx.fetchval("SELECT kind FROM models WHERE version = ?", (version,)) != kind:
             raise ValueError(f"there is no {kind} model {version!r}")
-        conn.execute("UPDATE models SET path = ? WHERE version = ?", (str(path), version))
-        _activate(conn, version, reason)
-        conn.execute("INSERT INTO promotions (kind, version, path, actor, reason) VALUES (?, ?, ?, ?, ?)",
-                     (kind, version, str(path), actor, reason))
+        await tx.execute("UPDATE models SET path = ? WHERE version = ?", (str(path), version))
+        await _activate(tx, version, reason)
+        await tx.execute("INSERT INTO promotions (kind, version, path, actor, reason, at) VALUES (?, ?, ?, ?, ?, ?)",
+                         (kind, version, str(path), actor, reason, now_text()))
 
 
-def latest_promotions(conn: sqlite3.Connection) -> dict[str, Promotion]:
+async def latest_promotions(db: Sql) -> dict[str, Promotion]:
     """The newest promotion of each kind: what the active-model pointer names."""
-    rows = conn.execute("SELECT kind, version, path, actor, reason, at FROM promotions WHERE id IN "
-                        "(SELECT MAX(id) FROM promotions GROUP BY kind)").fetchall()
+    rows = await db.fetchall("SELECT kind, version, path, actor, reason, at FROM promotions WHERE id IN "
+                             "(SELECT MAX(id) FROM promotions GROUP BY kind)")
     return {r[0]: Promotion(r[0], r[1], Path(r[2]), r[3], r[4], r[5]) for r in rows}
 
 
-def begin(conn: sqlite3.Connection, version: str, parent: str, run_dir: Path) -> None:
+async def begin(db: Sql, version: str, parent: str, run_dir: Path) -> None:
     """A retraining run of the face generator starts."""
-    with transaction(conn):
-        conn.execute("INSERT INTO models (version, parent, state, run_dir, reason) VALUES (?, ?, 'training', ?, ?)",
+    await db.execute("INSERT INTO models (version, parent, state, run_dir, reason) VALUES (?, ?, 'training', ?, ?)",
                      (version, parent, str(run_dir), "training"))
 
 
-def record_result(conn: sqlite3.Connection, version: str, path: Path, metrics: dict, parent_metrics: dict,
-                  grid: Path | None, base_max_id: int, curated_ids: Iterable[int]) -> None:
+async def record_result(db: SqlDatabase, version: str, path: Path, metrics: dict, parent_metrics: dict,
+                        grid: Path | None, base_max_id: int, curated_ids: Iterable[int]) -> None:
     """A finished run: its weights, figures and exact data; it is a candidate until the gate decides."""
-    with transaction(conn):
-        conn.execute(f"UPDATE models SET state = 'candidate', path = ?, metrics = ?, parent_metrics = ?, grid = ?, "
-                     f"base_max_id = ?, reason = 'awaiting the gate', updated_at = {NOW} WHERE version = ?",
-                     (str(path), json.dumps(metrics), json.dumps(parent_metrics), str(grid) if grid else None,
-                      base_max_id, version))
-        model_id = conn.execute("SELECT id FROM models WHERE version = ?", (version,)).fetchone()[0]
-        conn.executemany("INSERT OR IGNORE INTO model_data (model_id, image_id) VALUES (?, ?)",
-                         [(model_id, i) for i in curated_ids])
+    async with db.transaction() as tx:
+        model_id = await tx.fetchval(
+            "UPDATE models SET state = 'candidate', path = ?, metrics = ?, parent_metrics = ?, grid = ?, "
+            "base_max_id = ?, reason = 'awaiting the gate', updated_at = ? WHERE version = ? RETURNING id",
+            (str(path), json.dumps(metrics), json.dumps(parent_metrics), str(grid) if grid else None, base_max_id,
+             now_text(), version))
+        for image_id in curated_ids:
+            await tx.execute("INSERT INTO model_data (model_id, image_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                             (model_id, image_id))
 
 
-def set_state(conn: sqlite3.Connection, version: str, state: str, reason: str) -> None:
+async def set_state(db: Sql, version: str, state: str, reason: str) -> None:
     """Move one version to ``state``, any but active (``promote`` makes a version active)."""
     if state not in STATES or state == "active":
         raise ValueError(f"cannot set model state {state!r} (promote makes a version active)")
-    with transaction(conn):
-        conn.execute(f"UPDATE models SET state = ?, reason = ?, updated_at = {NOW} WHERE version = ?",
-                     (state, reason, version))
+    await db.execute("UPDATE models SET state = ?, reason = ?, updated_at = ? WHERE version = ?",
+                     (state, reason, now_text(), version))
 
 
-def _activate(conn: sqlite3.Connection, version: str, reason: str) -> None:
+async def _activate(tx: Sql, version: str, reason: str) -> None:
     """Make ``version`` active and retire the active one of its kind (inside the caller's transaction)."""
-    conn.execute(f"UPDATE models SET state = 'retired', reason = ?, updated_at = {NOW} WHERE state = 'active' "
-                 "AND version != ? AND kind = (SELECT kind FROM models WHERE version = ?)",
-                 (f"replaced by {version}", version, version))
-    conn.execute(f"UPDATE models SET state = 'active', reason = ?, updated_at = {NOW} WHERE version = ?",
-                 (reason, version))
+    now = now_text()
+    await tx.execute("UPDATE models SET state = 'retired', reason = ?, updated_at = ? WHERE state = 'active' "
+                     "AND version != ? AND kind = (SELECT kind FROM models WHERE version = ?)",
+                     (f"replaced by {version}", now, version, version))
+    await tx.execute("UPDATE models SET state = 'active', reason = ?, updated_at = ? WHERE version = ?",
+                     (reason, now, version))
 
 
-def retired(conn: sqlite3.Connection, kind: str = "face") -> list[ModelRecord]:
+async def retired(db: Sql, kind: str = "face") -> list[ModelRecord]:
     """The versions of ``kind`` that served before the current one, with weights, the most recent first."""
-    rows = conn.execute(f"SELECT {_COLUMNS} FROM models WHERE state = 'retired' AND path IS NOT NULL AND kind = ? "
-                        "ORDER BY updated_at DESC, id DESC", (kind,)).fetchall()
+    rows = await db.fetchall(f"SELECT {_COLUMNS} FROM models WHERE state = 'retired' AND path IS NOT NULL AND "
+                             "kind = ? ORDER BY updated_at DESC, id DESC", (kind,))
     return [_record(r) for r in rows]
 
 
-def fail_interrupted(conn: sqlite3.Connection) -> list[str]:
-    """Mark runs left 'training' by a process that died (only call while holding the run lock)."""
-    with transaction(conn):
-        stale = [r[0] for r in conn.execute("SELECT version FROM models WHERE state = 'training'")]
-        conn.execute(f"UPDATE models SET state = 'failed', reason = 'interrupted (the process stopped)', "
-                     f"updated_at = {NOW} WHERE state = 'training'")
-    return stale
+async def fail_interrupted(db: Sql) -> list[str]:
+    """Mark runs left 'training' by a process that died (only call while holding the run's lease)."""
+    rows = await db.fetchall("UPDATE models SET state = 'failed', reason = 'interrupted (the process stopped)', "
+                             "updated_at = ? WHERE state = 'training' RETURNING version", (now_text(),))
+    return [r[0] for r in rows]
 
 
-def trained_on(conn: sqlite3.Connection, version: str) -> set[int]:
+async def trained_on(db: Sql, version: str) -> set[int]:
     """The curated faces a version was trained on."""
-    return {r[0] for r in conn.execute(
+    return {r[0] for r in await db.fetchall(
         "SELECT image_id FROM model_data JOIN models ON models.id = model_data.model_id WHERE version = ?",
         (version,))}

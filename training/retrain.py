@@ -1,58 +1,26 @@
 """``python -m training.retrain``: one fine-tuning run of the retrainer, in a process of its own.
 
-It takes the run lock (one run at a time, across processes), fine-tunes the parent generator on the
-base faces plus the curated ones (curated faces weighted, see ``batch_weights``), measures parent and
-candidate with the evaluation classifier on the fixed held-out base faces and fixed latents, draws a
-before/after grid and writes ``verdict.json``. It decides nothing: the bot applies the gate and promotes,
-so a run killed at any point leaves the active model serving.
+It fine-tunes the parent generator on the base faces plus the curated ones (curated faces weighted, see
+``batch_weights``), measures parent and candidate with the evaluation classifier on the fixed held-out base
+faces and fixed latents, draws a before/after grid and writes ``verdict.json``. It decides nothing: the bot
+applies the gate and promotes, so a run killed at any point leaves the active model serving. It opens no
+database: the bot reads the run's faces from its own (SQLite or PostgreSQL) and hands them over in a rows
+file (training/dataset.py), and holds the run's lease there while the run goes (bot/retraining.py), so two
+bot processes, even on two machines, never run two.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import json
 import os
 import sys
 from dataclasses import MISSING, asdict, dataclass
 from pathlib import Path
-from typing import Iterator
-
-LOCK_NAME = "retrain.lock"
-BUSY = 3  # exit status: another run holds the lock
-
-
-class RunBusy(RuntimeError):
-    """Another retraining run holds the lock."""
-
-
-@contextlib.contextmanager
-def run_lock(models_dir: Path) -> Iterator[None]:
-    """An exclusive lock on ``models_dir/retrain.lock`` for the life of a run; the OS drops it if we die."""
-    models_dir.mkdir(parents=True, exist_ok=True)
-    with open(models_dir / LOCK_NAME, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunBusy("another retraining run is going") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def lock_is_free(models_dir: Path) -> bool:
-    try:
-        with run_lock(models_dir):
-            return True
-    except RunBusy:
-        return False
-
 
 @dataclass
 class RetrainOptions:
-    data: str              # the data directory (database + faces)
+    data: str              # the run's faces: a rows file (training.dataset.write_rows), or a data directory
     run: str               # this run's folder
     parent: str            # weights of the model that serves now
     version: str           # the name the candidate will carry
@@ -66,56 +34,50 @@ class RetrainOptions:
     lr: float = 1e-4
 
 
-def retrain(opts: RetrainOptions, models_dir: Path, progress: bool = False) -> dict:
+def retrain(opts: RetrainOptions, progress: bool = False) -> dict:
     """Fine-tune, evaluate both, write and return the verdict (see the module docstring)."""
     import torch
 
     from generator.images import grid, to_uint8
     from generator.models import tag_condition
     from generator.weights import BUNDLED_TAGGER, load_module, save_module
-    import migrations
-    from training.dataset import DB_NAME, FaceDataset, tagged_rows
+    from training.dataset import FaceDataset, source_rows
     from training.metrics import Evaluator
     from training.train_acgan import SAMPLE_EYES, TrainOptions, sample_latents, training_loop
 
     torch.set_num_threads(opts.threads)
-    with run_lock(models_dir):
-        run = Path(opts.run)
-        conn = migrations.connect(Path(opts.data) / DB_NAME)
-        try:  # the rows the loop is about to load: the run's exact data
-            data = tagged_rows(conn, "train", ("base", "curated"))
-        finally:
-            conn.close()
-        exported = training_loop(TrainOptions(
-            data=opts.data, run=opts.run, steps=opts.steps, batch=opts.batch, threads=opts.threads,
-            init=opts.parent, init_d=opts.parent_d or None, d_warmup=opts.d_warmup, curated_share=opts.curated_share,
-            curated_half=opts.curated_half, lr=opts.lr, snapshot_every=max(50, opts.steps // 4),
-            sample_every=opts.steps, log_every=max(1, min(25, opts.steps // 10))), progress=progress)
-        parent, _ = load_module(opts.parent)
-        candidate, meta = load_module(exported)
-        candidate_path = run / "candidate.safetensors"
-        save_module(candidate, candidate_path, candidate.cfg.to_dict(), version=opts.version,
-                    parent=Path(opts.parent).name, step=meta.get("step"))
-        tagger, _ = load_module(BUNDLED_TAGGER)
-        evaluator = Evaluator.build(tagger, FaceDataset.load(opts.data, "heldout", ("base",), progress=False))
-        figures = {"candidate": evaluator.evaluate(candidate), "parent": evaluator.evaluate(parent)}
-        z, hair, eye = sample_latents(candidate.cfg.z_dim)
-        with torch.no_grad():
-            before, after = (to_uint8(g(z, tag_condition(hair, eye))) for g in (parent, candidate))
-        rows = torch.cat([before.view(-1, len(SAMPLE_EYES), *before.shape[1:]),
-                          after.view(-1, len(SAMPLE_EYES), *after.shape[1:])], 1).flatten(0, 1)
-        grid(rows, 2 * len(SAMPLE_EYES)).save(run / "before-after.png")  # each row: before | after
-        verdict = {
-            "options": asdict(opts), "candidate": str(candidate_path), "grid": str(run / "before-after.png"),
-            "metrics": figures["candidate"], "parent_metrics": figures["parent"],
-            "base_max_id": max(r.id for r in data if r.status == "base"),
-            "curated_ids": [r.id for r in data if r.status == "curated"],
-        }
-        tmp = run / "verdict.json.tmp"
-        tmp.write_text(json.dumps(verdict, indent=1))
-        os.replace(tmp, run / "verdict.json")
-        (run / "snapshot.pt").unlink(missing_ok=True)  # a finished run is never resumed: keep disk use small
-        return verdict
+    run = Path(opts.run)
+    _, data = source_rows(Path(opts.data), "train", ("base", "curated"))  # what the loop loads: the exact data
+    exported = training_loop(TrainOptions(
+        data=opts.data, run=opts.run, steps=opts.steps, batch=opts.batch, threads=opts.threads,
+        init=opts.parent, init_d=opts.parent_d or None, d_warmup=opts.d_warmup, curated_share=opts.curated_share,
+        curated_half=opts.curated_half, lr=opts.lr, snapshot_every=max(50, opts.steps // 4),
+        sample_every=opts.steps, log_every=max(1, min(25, opts.steps // 10))), progress=progress)
+    parent, _ = load_module(opts.parent)
+    candidate, meta = load_module(exported)
+    candidate_path = run / "candidate.safetensors"
+    save_module(candidate, candidate_path, candidate.cfg.to_dict(), version=opts.version,
+                parent=Path(opts.parent).name, step=meta.get("step"))
+    tagger, _ = load_module(BUNDLED_TAGGER)
+    evaluator = Evaluator.build(tagger, FaceDataset.load(opts.data, "heldout", ("base",), progress=False))
+    figures = {"candidate": evaluator.evaluate(candidate), "parent": evaluator.evaluate(parent)}
+    z, hair, eye = sample_latents(candidate.cfg.z_dim)
+    with torch.no_grad():
+        before, after = (to_uint8(g(z, tag_condition(hair, eye))) for g in (parent, candidate))
+    rows = torch.cat([before.view(-1, len(SAMPLE_EYES), *before.shape[1:]),
+                      after.view(-1, len(SAMPLE_EYES), *after.shape[1:])], 1).flatten(0, 1)
+    grid(rows, 2 * len(SAMPLE_EYES)).save(run / "before-after.png")  # each row: before | after
+    verdict = {
+        "options": asdict(opts), "candidate": str(candidate_path), "grid": str(run / "before-after.png"),
+        "metrics": figures["candidate"], "parent_metrics": figures["parent"],
+        "base_max_id": max(r.id for r in data if r.status == "base"),
+        "curated_ids": [r.id for r in data if r.status == "curated"],
+    }
+    tmp = run / "verdict.json.tmp"
+    tmp.write_text(json.dumps(verdict, indent=1))
+    os.replace(tmp, run / "verdict.json")
+    (run / "snapshot.pt").unlink(missing_ok=True)  # a finished run is never resumed: keep disk use small
+    return verdict
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,14 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument(flag, required=True, dest=name)
         else:
             p.add_argument(flag, type=type(field.default), default=field.default, dest=name)
-    p.add_argument("--models-dir", required=True, type=Path)
-    args = vars(p.parse_args(argv))
-    models_dir = args.pop("models_dir")
-    try:
-        retrain(RetrainOptions(**args), models_dir, progress=sys.stderr.isatty())
-    except RunBusy as e:
-        print(f"retrain: {e}", file=sys.stderr)
-        return BUSY
+    retrain(RetrainOptions(**vars(p.parse_args(argv))), progress=sys.stderr.isatty())
     return 0
 
 

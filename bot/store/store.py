@@ -10,22 +10,20 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from bot.store.database import Database, is_postgres, open_database
+from bot.store.database import Database, open_database
 from bot.store.files import FILE_FOLDERS
 from bot.store.items import Items
 from bot.store.leases import Leases
 from bot.store.reports import Reports
 from bot.store.votes import Votes
 from generator.durable import remove_stale
-from training.dataset import DB_NAME
 
 
 class Store(Votes, Items, Reports):
-    def __init__(self, db: Database, data_dir: Path, database: Path):
-        self.db = db
+    def __init__(self, db: Database, data_dir: Path):
+        self.db = db  # the model registry (training/registry.py) is kept here too
         self.data_dir = Path(data_dir)
-        self.database = database  # the SQLite file the model registry opens on its own (see README: not yet on
-        self.leases = Leases(db)  # PostgreSQL): the store's file, or with PostgreSQL the one in data_dir
+        self.leases = Leases(db)
 
     @classmethod
     async def open(cls, target: str | Path, data_dir: Path) -> "Store":
@@ -34,8 +32,7 @@ class Store(Votes, Items, Reports):
         last free bytes of a disk)."""
         for folder in FILE_FOLDERS:
             await asyncio.to_thread(remove_stale, Path(data_dir) / folder)
-        database = Path(data_dir) / DB_NAME if is_postgres(target) else Path(target)
-        return cls(await open_database(target), data_dir, database)
+        return cls(await open_database(target), data_dir)
 
     async def close(self) -> None:
         await self.db.close()

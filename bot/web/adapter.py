@@ -3,23 +3,22 @@
 Like the Discord and Telegram adapters it is thin: parse, ``Core.handle``, and
 the reply translated back. A drawing command answers with a stream of JSON lines
 (``drawing``, then ``queued`` when others are ahead, then ``reply``), so the page can
-show progress without a websocket. Files of a reply are kept in a small in-memory
-shelf under random keys: the page asks for them by key, never by a path.
+show progress without a websocket. Files of a reply are kept on a shelf under random keys
+(bot/web/shelf.py, a folder all processes share): the page asks for them by key, never by a path.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import secrets
-from collections import OrderedDict
 from typing import Any, Awaitable
 
 from aiohttp import BodyPartReader, web
 
 from bot.commands import DRAWING, WITH_UPLOAD, CommandError, parse
-from bot.core import Attachment, Buttons, Core, Reply, Rows, Upload, Who
+from bot.core import Buttons, Core, Reply, Rows, Upload, Who
 from bot.store import GalleryFilter, GalleryItem
+from bot.web.shelf import SHELF_FOLDER, FileShelf
 
 LOCAL = Who("web", "local", "you", "local")  # the one person at the keyboard
 # bytes of an upload form beyond the file itself (boundaries, part headers, the command), at most: the file's
@@ -29,26 +28,6 @@ MAX_TEXT = 500  # characters of a typed command
 HISTORY = 20  # pictures a reloaded playground shows again
 CONTENT_TYPES = {".png": "image/png", ".gif": "image/gif"}
 CORE = web.AppKey("core", Core)
-
-
-class FileShelf:
-    """Recent reply files by random key, the oldest dropped beyond ``max_bytes``."""
-
-    def __init__(self, max_bytes: int = 64 * 2**20):
-        self.max_bytes = max_bytes
-        self._files: OrderedDict[str, Attachment] = OrderedDict()
-        self._size = 0
-
-    def put(self, attachment: Attachment) -> str:
-        key = secrets.token_urlsafe(12)
-        self._files[key] = attachment
-        self._size += len(attachment.data)
-        while self._size > self.max_bytes and len(self._files) > 1:
-            self._size -= len(self._files.popitem(last=False)[1].data)
-        return key
-
-    def get(self, key: str) -> Attachment | None:
-        return self._files.get(key)
 
 
 SHELF = web.AppKey("shelf", FileShelf)
@@ -182,7 +161,7 @@ async def file(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application, core: Core) -> None:
     app[CORE] = core
-    app[SHELF] = FileShelf()
+    app[SHELF] = FileShelf(core.store.data_dir / SHELF_FOLDER)
     app.router.add_post("/api/command", command)
     app.router.add_post("/api/upload", upload)
     app.router.add_post("/api/vote", vote)

@@ -209,7 +209,7 @@ def lifecycle(core: Core) -> Lifecycle:
     generator that takes the bundled weights as what serves when nothing was promoted."""
     if core.retrainer is not None:
         return core.retrainer.lifecycle
-    return Lifecycle(core.store.data_dir, core.store.database, {k: kind.bundled for k, kind in KINDS.items()},
+    return Lifecycle(core.store.data_dir, core.store.db, {k: kind.bundled for k, kind in KINDS.items()},
                      [core.generator])
 
 

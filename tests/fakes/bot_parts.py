@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, AsyncIterator
 
 import torch
 
@@ -13,6 +14,7 @@ from bot.core import Core
 from bot.curation import CurationRules
 from bot.limits import Limits
 from bot.store import Store
+from bot.store.database import Database, open_database
 from generator.active_model import ActiveModel
 from generator.model_kinds import KINDS
 from generator.models.acgan import ACGANConfig, Generator
@@ -55,15 +57,29 @@ def tiny_upscaler_weights(path: Path, *, seed: int = 0, version: str = "up-v1", 
     return path
 
 
-def lifecycle(data_dir: Path, *services: GeneratorService) -> Lifecycle:
-    """The model lifecycle of a bot on ``data_dir`` (its database there), the bundled weights its defaults."""
-    return Lifecycle(data_dir, data_dir / "moebot.db", {name: kind.bundled for name, kind in KINDS.items()},
-                     list(services))
+@contextlib.asynccontextmanager
+async def database(data_dir: Path) -> AsyncIterator[Database]:
+    """The bot's database in ``data_dir`` (its SQLite file), closed after the block."""
+    db = await open_database(data_dir / "moebot.db")
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
+def lifecycle(data_dir: Path, db: Database, *services: GeneratorService) -> Lifecycle:
+    """The model lifecycle of a bot on ``data_dir`` and ``db``, the bundled weights its defaults."""
+    return Lifecycle(data_dir, db, {name: kind.bundled for name, kind in KINDS.items()}, list(services))
+
+
+async def promote_file(data_dir: Path, weights: Path) -> ActiveModel:
+    """Promote ``weights`` as `moebot models promote` does (running services follow the pointer)."""
+    async with database(data_dir) as db:
+        return await lifecycle(data_dir, db).promote_file(weights, "test", "promoted by a test")
 
 
 def promote(data_dir: Path, weights: Path) -> ActiveModel:
-    """Promote ``weights`` as `moebot models promote` does (running services follow the pointer)."""
-    return asyncio.run(lifecycle(data_dir).promote_file(weights, "test", "promoted by a test"))
+    return asyncio.run(promote_file(data_dir, weights))
 
 
 async def make_core(data_dir: Path, *, cooldown_s: float = 0.0, chat_per_minute: int = 1000, clock=None,
