@@ -26,6 +26,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import migrations  # noqa: E402
+from bot.commands import COMMANDS  # noqa: E402
 from bot.config import WebConfig  # noqa: E402
 from bot.core import Core  # noqa: E402
 from bot.limits import Limits  # noqa: E402
@@ -71,7 +72,8 @@ def fill(data_dir: Path, n: int, seed: int = 0) -> None:
 async def measure(data_dir: Path, repeat: int) -> list[tuple[str, int, float, float, float]]:
     """(case, pictures matched, median JSON ms, worst JSON ms, median ms with thumbnails) per case."""
     store = await Store.open(data_dir / "moebot.db", data_dir)
-    core = Core(store, GeneratorService(), Limits(store.db, 5.0, 20))  # the gallery never draws: the service stays unstarted
+    # the gallery never draws: the service stays unstarted
+    core = Core(store, GeneratorService(), Limits(store.db, 5.0, 20), commands=COMMANDS)
     runner, url = await server.start(server.create_app(core, data_dir / "runs"), WebConfig("127.0.0.1", 0))
     results = []
     try:

@@ -26,7 +26,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from PIL import Image  # noqa: E402
 
-from bot.commands import Morph  # noqa: E402
+from bot.commands import COMMANDS, Morph  # noqa: E402
 from bot.core import Core, Who  # noqa: E402
 from bot.limits import Limits  # noqa: E402
 from bot.store import Store  # noqa: E402
@@ -64,7 +64,8 @@ async def end_to_end(weights: str | None, frames: int, runs: int) -> None:
         data_dir = Path(tmp)
         service = await GeneratorService(weights, ServiceOptions(threads=0)).start()
         store = await Store.open(data_dir / "moebot.db", data_dir)
-        core = Core(store, service, Limits(store.db, 0, 10_000), display_size=SIZE, morph_frames=frames)
+        core = Core(store, service, Limits(store.db, 0, 10_000), commands=COMMANDS, display_size=SIZE,
+                    morph_frames=frames)
         try:
             async def one(k: int) -> float:
                 t0 = time.perf_counter()

@@ -1,6 +1,7 @@
 """Discord (discord.py 2.x): the bot, its persistent vote buttons and the error handler.
 
-Slash commands live in ``bot.discord_cogs``; every one ends in ``MoeBot.answer``.
+Slash commands are made from the core's command registry (``bot.discord_commands``); every one ends in
+``MoeBot.answer``.
 A vote button is a ``DynamicItem`` whose ``custom_id`` (``vote:<picture id>:up``)
 is all the state it needs, so buttons on old messages work after a restart.
 """
@@ -10,18 +11,15 @@ from __future__ import annotations
 import io
 import logging
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.commands import SLOW, Command
 from bot.config import DiscordConfig
 from bot.core import ACTION_ID, VOTE_ID, Buttons, Core, Reply, Rows, Upload, Who, vote_id
-from bot.discord_cogs import Drawing, Info
-from bot.discord_curation import Admin, Curation
-from bot.discord_i18n import Descriptions
+from bot.discord_commands import Refused, Translations, slash_commands
 
 if TYPE_CHECKING:
     from bot.retraining import RunOutcome
@@ -29,10 +27,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TOKEN_MARGIN = timedelta(seconds=30)  # answer in the channel when the interaction token is about to expire
-
-
-class Refused(app_commands.CheckFailure):
-    """A limit said no; the message is the answer."""
 
 
 class MoeBot(commands.Bot):
@@ -43,11 +37,9 @@ class MoeBot(commands.Bot):
         self.cfg = cfg
 
     async def setup_hook(self) -> None:
-        await self.tree.set_translator(Descriptions())
-        await self.add_cog(Drawing(self))
-        await self.add_cog(Info(self))
-        await self.add_cog(Curation(self))
-        await self.add_cog(Admin(self))
+        await self.tree.set_translator(Translations())
+        for command in slash_commands(self.core.commands, self.core.bounds, self.answer, self.within_limits):
+            self.tree.add_command(command)
         self.add_dynamic_items(VoteButton, ActionButton)
         self.tree.on_error = self.on_tree_error
         if self.cfg.sync_commands:
@@ -66,10 +58,10 @@ class MoeBot(commands.Bot):
             raise Refused(refusal)
         return True
 
-    async def answer(self, interaction: discord.Interaction, command: Command, upload: Upload | None = None) -> None:
+    async def answer(self, interaction: discord.Interaction, command: Any, upload: Upload | None = None) -> None:
         """Run ``command`` (with the picture of a /sketch or /submit) through the core and send its reply and
         further messages; drawing and submitting are deferred with "thinking…"."""
-        if not isinstance(command, SLOW):
+        if not self.core.commands.of(command).slow:
             reply = await self.core.handle(who_of(interaction), command)
             await interaction.response.send_message(reply.text, files=_files(reply), view=reply_view(reply),
                                                     ephemeral=reply.refusal)

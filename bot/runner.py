@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 import migrations
+from bot.commands import COMMANDS
 from bot.config import Config
 from bot.core import Core
 from bot.jobs import OneProcessScheduler
@@ -148,7 +149,7 @@ def make_core(cfg: Config, generator: DrawingService, store: Store, retrainer: R
     reaches it is the operator (on loopback, or holding MOEBOT_WEB_TOKEN), as on the dashboard."""
     admins = (*cfg.limits.admins, LOCAL.user_key) if web else cfg.limits.admins
     return Core(store, generator, Limits(store.db, cfg.limits.user_cooldown_s, cfg.limits.chat_per_minute),
-                max_count=cfg.limits.max_count, display_size=cfg.generator.display_size,
+                commands=COMMANDS, max_count=cfg.limits.max_count, display_size=cfg.generator.display_size,
                 morph_frames=cfg.generator.morph_frames, top_size=cfg.limits.top_size, admins=admins,
                 uploads=cfg.uploads, curation=cfg.curation, retrainer=retrainer)
 

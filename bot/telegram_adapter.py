@@ -22,7 +22,7 @@ from telegram.error import TelegramError
 from telegram.ext import (Application, CallbackQueryHandler, CommandHandler, ContextTypes,
                           MessageHandler, filters)
 
-from bot.commands import COMMANDS, SLOW, WITH_UPLOAD, CommandError, parse
+from bot.command_words import CommandError
 from bot.config import TelegramConfig
 from bot.core import ACTION_ID, VOTE_ID, Buttons, Core, Reply, Rows, Upload, Who
 from generator.sketch_input import SketchRejected
@@ -37,20 +37,19 @@ log = logging.getLogger(__name__)
 CAPTION_LIMIT = MessageLimit.CAPTION_LENGTH  # 1,024 characters
 TOAST_LIMIT = CallbackQueryLimit.ANSWER_CALLBACK_QUERY_TEXT_LENGTH  # 200
 SORRY = "Sorry, that failed on my side. Please try again."
-# a picture sent with /sketch or /submit as its caption
-UPLOAD_CAPTION = re.compile(r"^/(?:sketch|submit)(@\w+)?(\s|$)", re.IGNORECASE)
+MENU = "commands"  # bot_data key of the menu that start publishes
 
 
 def build_application(core: Core, cfg: TelegramConfig, token: str) -> Application:
-    """An Application with one handler per command and one for vote buttons."""
+    """An Application with one handler per command of the core's registry and one for vote buttons."""
     app = (Application.builder().token(token).base_url(cfg.base_url).base_file_url(cfg.base_file_url)
            .request(SplitRequest()).rate_limiter(PriorityRateLimiter()).concurrent_updates(True).build())
     adapter = TelegramAdapter(core, cfg)
-    for name in (*COMMANDS, "start"):
-        app.add_handler(CommandHandler(name, adapter.on_command))
-    # /sketch as the caption of a photo or file (CommandHandler reads only a message's text)
-    app.add_handler(MessageHandler(filters.CaptionRegex(UPLOAD_CAPTION) & (filters.PHOTO | filters.Document.ALL),
+    app.add_handler(CommandHandler([n for spec in core.commands for n in (spec.name, *spec.aliases)],
                                    adapter.on_command))
+    # /sketch as the caption of a photo or file (CommandHandler reads only a message's text)
+    with_picture = filters.PHOTO | filters.Document.ALL
+    app.add_handler(MessageHandler(filters.CaptionRegex(adapter.upload_caption) & with_picture, adapter.on_command))
     # in a private chat an unknown /command gets "I don't know…"; in groups it may be another bot's
     app.add_handler(MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, adapter.on_command))
     app.add_handler(CallbackQueryHandler(adapter.on_vote, pattern=VOTE_ID))
@@ -58,13 +57,19 @@ def build_application(core: Core, cfg: TelegramConfig, token: str) -> Applicatio
     app.add_error_handler(adapter.on_error)
     if core.retrainer is not None:
         core.retrainer.subscribe(partial(adapter.tell_admins, app.bot))
+    app.bot_data[MENU] = menu(core)
     return app
+
+
+def menu(core: Core) -> list[BotCommand]:
+    """The command menu: every command of the registry with its help line."""
+    return [BotCommand(spec.name, spec.description[:256]) for spec in core.commands]
 
 
 async def start(app: Application, cfg: TelegramConfig) -> None:
     """Initialize, publish the command menu, and start long polling (returns once running)."""
     await app.initialize()
-    await app.bot.set_my_commands([BotCommand(name, text[:256]) for name, (_, text) in COMMANDS.items()])
+    await app.bot.set_my_commands(app.bot_data[MENU])
     await app.start()
     await app.updater.start_polling(timeout=cfg.poll_timeout_s)
 
@@ -115,26 +120,30 @@ class TelegramAdapter:
     def __init__(self, core: Core, cfg: TelegramConfig):
         self.core = core
         self.cfg = cfg
+        # a picture sent with a command that takes one (/sketch, /submit) as its caption
+        uploads = "|".join(re.escape(spec.name) for spec in core.commands if spec.upload) or "(?!)"
+        self.upload_caption = re.compile(rf"^/(?:{uploads})(@\w+)?(\s|$)", re.IGNORECASE)
 
     async def on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message, user, chat = update.effective_message, update.effective_user, update.effective_chat
         text = message and (message.text or message.caption)
         if message is None or user is None or chat is None or not text:
             return
-        addressed = (m := UPLOAD_CAPTION.match(text)) and m.group(1)
+        addressed = (m := self.upload_caption.match(text)) and m.group(1)
         if addressed and addressed[1:].lower() != context.bot.username.lower():
             return  # a caption addressed to another bot
         who = Who("telegram", str(user.id), user.full_name, str(chat.id))
         try:
-            command = parse(text, self.core.max_count)
+            command = self.core.commands.parse(text, self.core.bounds)
         except CommandError as e:
             await message.reply_text(str(e))
             return
-        if not isinstance(command, SLOW):
+        spec = self.core.commands.of(command)
+        if not spec.slow:
             await self._send(message, await self.core.handle(who, command))
             return
 
-        upload = _upload(message) if isinstance(command, WITH_UPLOAD) else None
+        upload = _upload(message) if spec.upload else None
         async with _uploading(message):
             reply = await self.core.handle(who, command, partial(queue_notice, message), upload)
         await self._send(message, reply)

@@ -41,11 +41,12 @@ from typing import Callable, Mapping, Sequence, TypeVar
 
 import numpy as np
 import torch
-from PIL import Image
 
-from generator.images import grid, to_pil
+from generator.images import to_pil
 from generator.metrics import ServiceMetrics
 from generator.model_kinds import KINDS, Loaded, Weights, weights_map
+from generator.requests import (FaceRequest, GenerationFailed, GridRequest, ModelUnavailable, MorphRequest, Pictures,
+                                QueueFull, Request)
 from generator.sampler import face_inputs, mode_rows, morph_inputs
 from generator.worker_process import WorkerFailed, WorkerProcess, describe
 
@@ -53,22 +54,6 @@ log = logging.getLogger(__name__)
 
 ENCODERS = ThreadPoolExecutor(2, thread_name_prefix="moebot-encode")  # DrawingService.encode's threads
 Drawing = TypeVar("Drawing")  # what a request drew, as ``encode`` takes it
-
-
-class QueueFull(Exception):
-    """Too much is waiting; ``retry_after`` is a fair guess of the seconds until there is room."""
-
-    def __init__(self, retry_after: int):
-        super().__init__(f"busy, try again in {retry_after} s")
-        self.retry_after = retry_after
-
-
-class GenerationFailed(Exception):
-    """The worker failed on this request's batch (it has been restarted); the request may be retried."""
-
-
-class ModelUnavailable(Exception):
-    """No model of the kind asked for is loaded (none is active, or its weights were refused); ``str(e)`` says why."""
 
 
 @dataclass(frozen=True)
@@ -202,16 +187,23 @@ class DrawingService(abc.ABC):
             raise ModelUnavailable(self.missing("sketch"))
         return await self.draw_sketches(sketches, *face_inputs(hair, eye, seeds, loaded.z_dim), timeout)
 
-    async def mode_grid(self, mode: str, hair: int, eye: int, seed: int, n: int = 8, size: int = 64
-                        ) -> tuple[Image.Image, str]:
-        hs, es, ss, ncol = mode_rows(mode, hair, eye, seed, n)
-        drawn = await self.faces(hs, es, ss, size=size)
-        return grid(drawn.images, ncol, cell=size), drawn.version
-
-    async def morph_frames(self, start: tuple[int, int, int], end: tuple[int, int, int], frames: int = 16,
-                           size: int | None = None) -> tuple[list[Image.Image], str]:
-        drawn = await self.draw(*morph_inputs(start, end, frames, self.z_dim))
-        return [to_pil(img, size) for img in drawn.images], drawn.version
+    async def pictures(self, request: Request, timeout: float | None = None) -> Pictures:
+        """A typed request drawn: its pictures at the request's size (made on the encoder threads, counted as
+        waiting like encoding) and the version that drew them; QueueFull / ModelUnavailable as ``run``."""
+        columns = 1
+        if isinstance(request, FaceRequest):
+            drawn = await self.faces(request.hair, request.eye, request.seeds, timeout, request.size)
+        elif isinstance(request, GridRequest):
+            hs, es, ss, columns = mode_rows(request.mode, request.hair, request.eye, request.seed, request.n)
+            drawn = await self.faces(hs, es, ss, timeout, request.size)
+        elif isinstance(request, MorphRequest):
+            drawn = await self.draw(*morph_inputs(request.start, request.end, request.frames, self.z_dim), timeout)
+        else:
+            drawn = await self.sketch(torch.from_numpy(request.sketch)[None, None], [request.hair], [request.eye],
+                                      [request.seed], timeout)
+        images = await self.encode(lambda d: tuple(to_pil(img, request.size) for img in d.images), drawn,
+                                   len(drawn.images))
+        return Pictures(images, drawn.version, columns)
 
 
 class GeneratorService(DrawingService):

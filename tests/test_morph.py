@@ -8,7 +8,7 @@ import threading
 import numpy as np
 from PIL import Image
 
-from bot import core as core_module
+from bot import pictures
 from bot.commands import Morph, Waifu
 from bot.core import Who
 from fakes.bot_parts import closed, make_core
@@ -45,7 +45,7 @@ def test_pictures_waiting_to_be_encoded_count_toward_the_queue(tmp_path, monkeyp
         started.set()
         release.wait(30)
         return gif_bytes(frames)
-    monkeypatch.setattr(core_module, "gif_bytes", slow_gif)
+    monkeypatch.setattr(pictures, "gif_bytes", slow_gif)
 
     async def go():
         core = await make_core(tmp_path, queue_limit=4)  # morphs of 3 frames

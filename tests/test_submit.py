@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bot import core as core_module
 from bot.commands import Submit, Waifu
-from bot.core import SLOW_UPLOAD, SUBMIT_TIPS, Upload, Who
+from bot.core import Upload, Who
+from bot.handlers import sketches
+from bot.handlers.sketches import SLOW_UPLOAD, SUBMIT_TIPS
 from conftest import draw_face
 from fakes.bot_parts import closed, make_core
 from fakes.telegram_server import FakeTelegram
@@ -173,7 +174,7 @@ def test_uploads_that_never_finish_decoding_are_answered_and_block_nobody(data_d
         release.wait(60)
         raise AssertionError("released")
     monkeypatch.setattr(face_crop, "decode_upload", stuck)
-    monkeypatch.setattr(core_module, "DECODE_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(sketches, "DECODE_TIMEOUT_S", 0.5)
     users = [Who("telegram", str(10 + i), f"u{i}", str(10 + i)) for i in range(6)]
 
     async def go():

@@ -15,7 +15,7 @@ from typing import Any, Awaitable
 
 from aiohttp import BodyPartReader, web
 
-from bot.commands import DRAWING, WITH_UPLOAD, CommandError, parse
+from bot.command_words import CommandError
 from bot.core import Buttons, Core, Reply, Rows, Upload, Who
 from bot.store import GalleryFilter, GalleryItem
 from bot.web.shelf import SHELF_FOLDER, FileShelf
@@ -73,16 +73,17 @@ async def answer(request: web.Request, text: str, picture: Upload | None = None)
         await quietly(response.write(json.dumps(event).encode() + b"\n"))
 
     try:
-        parsed = parse(text, core.max_count)
+        parsed = core.commands.parse(text, core.bounds)
     except CommandError as e:
         reply = Reply(str(e), refusal=True)
     else:
-        if isinstance(parsed, DRAWING):
+        spec = core.commands.of(parsed)
+        if spec.drawing:
             await send({"type": "drawing"})
 
         async def on_queued(position: int) -> None:
             await send({"type": "queued", "position": position})
-        reply = await core.handle(LOCAL, parsed, on_queued, picture if isinstance(parsed, WITH_UPLOAD) else None)
+        reply = await core.handle(LOCAL, parsed, on_queued, picture if spec.upload else None)
     await send(reply_json(reply, request.app[SHELF]))
     await quietly(response.write_eof())
     return response
@@ -159,6 +160,12 @@ async def file(request: web.Request) -> web.Response:
                         headers={"Cache-Control": "private, max-age=3600"})
 
 
+async def commands(request: web.Request) -> web.Response:
+    """The playground's suggestions: every command of the registry, its usage and what it does."""
+    return web.json_response({"commands": [{"name": s.name, "usage": s.usage, "description": s.description,
+                                            "upload": s.upload is not None} for s in request.app[CORE].commands]})
+
+
 def add_routes(app: web.Application, core: Core) -> None:
     app[CORE] = core
     app[SHELF] = FileShelf(core.store.data_dir / SHELF_FOLDER)
@@ -168,4 +175,5 @@ def add_routes(app: web.Application, core: Core) -> None:
     app.router.add_post("/api/press", press)
     app.router.add_get("/files/{key}", file)
     app.router.add_get("/api/history", history)
+    app.router.add_get("/api/commands", commands)
 

@@ -17,7 +17,8 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from bot.core import Core, tags_text
+from bot.core import Core
+from bot.handlers.curation import decide, is_colour, tags_text
 from bot.store import VOTE_FILTERS, GalleryFilter, Item
 from bot.web.adapter import CORE, json_body
 from generator.active_model import models_dir, read_active
@@ -111,16 +112,12 @@ async def curate(request: web.Request) -> web.Response:
     body = await json_body(request)
     action = body.get("action")
     if action in ("approve", "reject"):
-        status, verb = ("curated", "approved") if action == "approve" else ("rejected", "rejected")
-        before = await store.decide_item(image_id, status, DASHBOARD, f"{verb} in the dashboard")
-        if before is None:
-            raise web.HTTPNotFound(text=f"Item #{image_id} no longer exists.")
-        if before != "pending":
-            raise web.HTTPConflict(text=f"Item #{image_id} is already {before}.")
+        decided = await decide(store, image_id, action == "approve", DASHBOARD, "the dashboard")
+        if decided.refusal:
+            raise (web.HTTPNotFound if decided.gone else web.HTTPConflict)(text=decided.refusal)
     elif action == "retag":
         hair, eye = body.get("hair"), body.get("eye")
-        if not (isinstance(hair, int) and 0 <= hair < len(HAIR_COLORS) and isinstance(eye, int)
-                and 0 <= eye < len(EYE_COLORS)):
+        if not (is_colour("hair", hair) and is_colour("eye", eye)):
             raise web.HTTPBadRequest(text="hair and eye must be colour indices")
         if not await store.retag(image_id, DASHBOARD, hair=hair, eye=eye):
             raise web.HTTPNotFound(text=f"Item #{image_id} no longer exists.")

@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, AsyncIterator
 
 import torch
 
+from bot.commands import COMMANDS
 from bot.core import Core
 from bot.curation import CurationRules
 from bot.limits import Limits
+from bot.registry import Registry
 from bot.store import Store
 from bot.store.database import Database, open_database
 from generator.active_model import ActiveModel
@@ -85,7 +87,7 @@ def promote(data_dir: Path, weights: Path) -> ActiveModel:
 async def make_core(data_dir: Path, *, cooldown_s: float = 0.0, chat_per_minute: int = 1000, clock=None,
                     weights: Path | None = None, sketch_weights: Path | None = None, admins: tuple[str, ...] = (),
                     curation: CurationRules = CurationRules(), retrainer: Retrainer | None = None,
-                    **options) -> Core:
+                    commands: Registry = COMMANDS, max_count: int = 4, **options) -> Core:
     """A Core with a real SQLite store in ``data_dir`` and a started GeneratorService (on ``weights`` and
     ``sketch_weights``, else tiny ones; ``options`` are ServiceOptions); close both with ``await closed(core)``."""
     weights = weights or tiny_weights(data_dir / "tiny.safetensors")
@@ -94,8 +96,8 @@ async def make_core(data_dir: Path, *, cooldown_s: float = 0.0, chat_per_minute:
                                      ServiceOptions(**{"threads": 1, **options})).start()
     store = await Store.open(data_dir / "moebot.db", data_dir)
     limits = Limits(store.db, cooldown_s, chat_per_minute, **({"clock": clock} if clock else {}))
-    return Core(store, service, limits, display_size=64, morph_frames=3, admins=admins, curation=curation,
-                retrainer=retrainer, rng=random.Random(0))
+    return Core(store, service, limits, commands=commands, max_count=max_count, display_size=64, morph_frames=3,
+                admins=admins, curation=curation, retrainer=retrainer, rng=random.Random(0))
 
 
 async def closed(core: Core) -> None:

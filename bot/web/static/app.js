@@ -145,6 +145,19 @@ for (const chip of document.querySelectorAll("[data-say]")) {
   chip.addEventListener("click", () => say(chip.dataset.say));
 }
 
+// The input suggests every command the bot has, as its registry lists them.
+async function showCommands() {
+  const {commands} = await (await checked(await fetch("/api/commands"))).json();
+  const list = document.getElementById("commands");
+  for (const command of commands) {
+    const option = document.createElement("option");
+    option.value = `/${command.name}`;
+    option.label = `${command.usage} — ${command.description}`;
+    list.append(option);
+  }
+}
+showCommands();
+
 // A reloaded page shows the latest pictures drawn here again, above anything new, with working vote buttons.
 async function showHistory() {
   try {
