@@ -49,7 +49,7 @@ def train_step_fn(preset: str, batch: int):
 
     def step():
         fake = G(torch.randn(batch, obj.config.z_dim), tag_condition(hair, eye))
-        d = obj.d_loss(real, fake.detach(), hair, eye)["loss"]
+        d = obj.d_loss(real, fake.detach(), (hair, eye), (hair, eye))["loss"]
         opt_d.zero_grad()
         d.backward()
         opt_d.step()

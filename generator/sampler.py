@@ -158,9 +158,9 @@ class FaceSampler(Sampler):
 
     @torch.inference_mode()
     def enlarge(self, faces: torch.Tensor, size: int) -> torch.Tensor:
-        """(B, 3, 64, 64) uint8 faces at ``size`` px: the upscaler's 128 px faces when there is one, and
-        Lanczos for the rest of the way (never from 64 px past a 128 px face the upscaler drew)."""
-        if self.upscaler is not None and size >= 128:
+        """(B, 3, 64 or 128, ...) uint8 faces at ``size`` px: a 64 px face goes through the upscaler when there
+        is one, and Lanczos goes the rest of the way (never from 64 px past a 128 px face a model drew)."""
+        if self.upscaler is not None and size >= 128 and faces.shape[-1] == 64:
             faces = self.upscaler.draw(faces)
         if faces.shape[-1] == size:
             return faces

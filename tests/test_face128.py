@@ -75,3 +75,70 @@ def test_import_refuses_an_unknown_size(tmp_path):
             import_folder(conn, tmp_path, tmp_path, progress=False, size=96)
     finally:
         conn.close()
+
+
+def _opts(data_dir, run, **kw):
+    from training.train_acgan import TrainOptions
+    base = dict(data=str(data_dir), run=str(run), batch=8, g_ch=4, d_ch=4, snapshot_every=2, sample_every=2,
+                log_every=1, threads=1)
+    return TrainOptions(**{**base, **kw})
+
+
+def test_the_128_px_preset_trains_on_the_128_px_set_resumes_and_draws_128_px(face128_data_dir, tmp_path):
+    import json
+
+    import torch
+
+    from generator.weights import load_module
+    from training.train_acgan import training_loop
+
+    run = tmp_path / "a"
+    training_loop(_opts(face128_data_dir, run, preset="face-gan-128", steps=2), progress=False)
+    out = training_loop(_opts(face128_data_dir, run, preset="face-gan-128", steps=3), resume=True, progress=False)
+    stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in stats] == [1, 2, 3]
+    assert all("d_cls64" in s and all(v == v and abs(v) < 1e6 for k, v in s.items() if k != "time") for s in stats)
+    G, meta = load_module(out)
+    train128 = FaceDataset.load_size(face128_data_dir, 128, "train", progress=False)
+    assert meta["config"]["size"] == 128 and meta["preset"] == "face-gan-128"
+    assert meta["images"] == len(train128) < 64  # the 128 px training split, held-out faces left out
+    with torch.no_grad():
+        img = G(torch.randn(2, G.cfg.z_dim), torch.zeros(2, 22).index_fill_(1, torch.tensor([0, 12]), 1.0))
+    assert img.shape == (2, 3, 128, 128) and torch.isfinite(img).all()
+
+
+def test_a_64_px_face_gan_grows_to_128_px_keeping_its_layers(face128_data_dir, tmp_path):
+    import torch
+
+    from generator.weights import load_module
+    from training.train_acgan import training_loop
+
+    parent = training_loop(_opts(face128_data_dir, tmp_path / "p", preset="face-gan", steps=1), progress=False)
+    grown = training_loop(_opts(face128_data_dir, tmp_path / "g", preset="face-gan-128", init=str(parent),
+                                steps=1, d_warmup=5), progress=False)
+    old, new = load_module(parent)[0].state_dict(), load_module(grown)[0]
+    assert new.cfg.size == 128
+    state = new.state_dict()
+    kept = [k for k in old if k.startswith("blocks.") and "norm" not in k]  # D-only steps leave G's weights alone
+    assert kept and all(torch.equal(old[k], state[k]) for k in kept)
+    assert state["to_rgb.weight"].shape != old["to_rgb.weight"].shape
+
+
+def test_untagged_faces_add_no_colour_loss_and_no_projection():
+    import torch
+
+    from generator.models import face_gan
+    from training.train_acgan import tagged_accuracy, tagged_ce
+
+    logits = torch.randn(4, 12)
+    assert tagged_ce(logits, torch.full((4,), -1)) == 0
+    some = torch.tensor([3, -1, 5, -1])
+    assert torch.allclose(tagged_ce(logits, some), torch.nn.functional.cross_entropy(logits[[0, 2]], some[[0, 2]]))
+    assert tagged_accuracy(logits, torch.full((4,), -1)) == 0
+    D = face_gan.Discriminator(face_gan.Config(d_ch=4, size=128)).eval()
+    img = torch.randn(2, 3, 128, 128)
+    with torch.no_grad():
+        untagged = D(img, torch.tensor([-1, -1]), torch.tensor([-1, -1]))[0]
+        tagged = D(img, torch.tensor([2, 3]), torch.tensor([1, 4]))[0]
+        realness_alone = D.adv(torch.nn.functional.leaky_relu(D.blocks(img), 0.2).sum((2, 3))).squeeze(1)
+    assert torch.allclose(untagged, realness_alone, atol=1e-5) and not torch.allclose(tagged, realness_alone)

@@ -1,7 +1,9 @@
 """``moebot train acgan``: the conditional face GAN's training loop.
 
-Three presets share the loop. ``face-gan`` is the residual model in
-generator/models/face_gan.py, trained with DiffAugment; ``default`` is the
+Four presets share the loop. ``face-gan`` is the residual model in
+generator/models/face_gan.py, trained with DiffAugment; ``face-gan-128`` is the
+same model drawing 128 px faces, trained on the 128 px set (see
+FaceGAN128Objective); ``default`` is the
 earlier transposed-conv model in generator/models/acgan.py (both: hinge +
 projection + auxiliary classifiers, spectral norm, conditional BN, EMA
 generator). ``seed-acgan`` reproduces the original public ACGAN (BCE losses,
@@ -30,6 +32,7 @@ from training.plots import loss_curve
 from training.runs import Schedule, open_run, restore, snapshot_state
 
 SAMPLE_EYES = ("blue", "red", "green", "yellow", "purple", "brown")  # grid columns; rows are all 12 hair colours
+Tags = tuple[torch.Tensor, torch.Tensor]  # (hair, eye) indices per face; -1 = untagged (real faces only)
 
 
 @dataclass
@@ -71,7 +74,9 @@ class Objective(Protocol):
     G: nn.Module
     D: nn.Module
 
-    def d_loss(self, real: torch.Tensor, fake: torch.Tensor, hair: torch.Tensor, eye: torch.Tensor) -> dict: ...
+    def load_data(self, data_dir: str, progress: bool) -> FaceDataset: ...
+
+    def d_loss(self, real: torch.Tensor, fake: torch.Tensor, tags: Tags, fake_tags: Tags) -> dict: ...
 
     def g_loss(self, fake: torch.Tensor, hair: torch.Tensor, eye: torch.Tensor) -> dict: ...
 
@@ -88,18 +93,22 @@ class DefaultObjective:
         self.G, self.D = self.model.Generator(self.config), self.model.Discriminator(self.config)
         self.g_cls_weight = opts.g_cls_weight
 
+    def load_data(self, data_dir: str, progress: bool) -> FaceDataset:
+        """The faces this preset trains on: the tagged 64 px training split."""
+        return FaceDataset.load(data_dir, "train", progress=progress)
+
     def augment(self, images: torch.Tensor) -> torch.Tensor:
         """What D sees of every face, real or fake."""
         return images
 
-    def d_loss(self, real, fake, hair, eye):
+    def d_loss(self, real, fake, tags, fake_tags):
+        (hair, eye), (fake_hair, fake_eye) = tags, fake_tags
         adv_real, h_logit, e_logit = self.D(self.augment(real), hair, eye)
-        adv_fake, _, _ = self.D(self.augment(fake), hair, eye)
+        adv_fake, _, _ = self.D(self.augment(fake), fake_hair, fake_eye)
         adv = F.relu(1 - adv_real).mean() + F.relu(1 + adv_fake).mean()
-        cls = F.cross_entropy(h_logit, hair) + F.cross_entropy(e_logit, eye)
+        cls = tagged_ce(h_logit, hair) + tagged_ce(e_logit, eye)
         return {"loss": adv + cls, "d_adv": adv, "d_cls": cls,
-                "acc_hair_real": (h_logit.argmax(1) == hair).float().mean(),
-                "acc_eye_real": (e_logit.argmax(1) == eye).float().mean()}
+                "acc_hair_real": tagged_accuracy(h_logit, hair), "acc_eye_real": tagged_accuracy(e_logit, eye)}
 
     def g_loss(self, fake, hair, eye):
         adv_fake, h_logit, e_logit = self.D(self.augment(fake), hair, eye)
@@ -121,6 +130,34 @@ class FaceGANObjective(DefaultObjective):
         return diff_augment(images)
 
 
+class FaceGAN128Objective(FaceGANObjective):
+    """Path (a) of the 128 px faces: the face GAN at ``size=128``, trained on the 128 px set.
+
+    Most of that set is untagged (tag -1: no projection, no colour loss for that face), and some colour pairs
+    are rare in it, so each D step also classifies a half batch of the tagged 64 px faces through D's 64 px
+    entry: the colours are learnt from 34k tagged faces, the look from the 128 px ones."""
+
+    def __init__(self, opts: TrainOptions):
+        widths = {k: v for k in ("g_ch", "d_ch") if (v := getattr(opts, k)) is not None}
+        self.config = self.model.Config(**widths, size=128)
+        self.G, self.D = self.model.Generator(self.config), self.model.Discriminator(self.config)
+        self.g_cls_weight = opts.g_cls_weight
+        self.colours: FaceDataset | None = None
+
+    def load_data(self, data_dir: str, progress: bool) -> FaceDataset:
+        self.colours = super().load_data(data_dir, progress)
+        return FaceDataset.load_size(data_dir, 128, "train", progress=progress)
+
+    def d_loss(self, real, fake, tags, fake_tags):
+        out = super().d_loss(real, fake, tags, fake_tags)
+        idx = torch.randint(len(self.colours), (real.shape[0] // 2,))
+        faces = FaceDataset.to_float(self.colours.images[idx]).to(real.device, memory_format=torch.channels_last)
+        h_logit, e_logit = self.D.classify64(self.augment(faces))
+        hair, eye = self.colours.hair[idx].to(real.device), self.colours.eye[idx].to(real.device)
+        cls64 = F.cross_entropy(h_logit, hair) + F.cross_entropy(e_logit, eye)
+        return {**out, "loss": out["loss"] + cls64, "d_cls64": cls64}
+
+
 class SeedObjective:
     batch, lr, lr_d, betas, ema = 128, 2e-4, 2e-4, (0.5, 0.999), False  # the original exported its raw generator
 
@@ -130,7 +167,11 @@ class SeedObjective:
         self.G.apply(seed_acgan.init_weights)
         self.D.apply(seed_acgan.init_weights)
 
-    def d_loss(self, real, fake, hair, eye):
+    def load_data(self, data_dir: str, progress: bool) -> FaceDataset:
+        return FaceDataset.load(data_dir, "train", progress=progress)
+
+    def d_loss(self, real, fake, tags, fake_tags):
+        hair, eye = tags
         adv_real, cls_real = self.D(real)
         adv_fake, _ = self.D(fake)
         adv = (F.binary_cross_entropy_with_logits(adv_real, torch.ones_like(adv_real))
@@ -150,8 +191,46 @@ class SeedObjective:
 
 
 PRESETS: dict[str, Callable[[TrainOptions], Objective]] = {
-    "default": DefaultObjective, "face-gan": FaceGANObjective, "seed-acgan": SeedObjective}
+    "default": DefaultObjective, "face-gan": FaceGANObjective, "face-gan-128": FaceGAN128Objective,
+    "seed-acgan": SeedObjective}
 PRESET_OF_ARCH = {"acgan": "default", "face-gan": "face-gan", "seed-acgan": "seed-acgan"}
+
+
+def preset_of(config: dict) -> str:
+    """The preset that trains weights with this config: a fine-tune continues its parent's."""
+    preset = PRESET_OF_ARCH[config["arch"]]
+    return "face-gan-128" if preset == "face-gan" and config.get("size", 64) == 128 else preset
+
+
+def tagged_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over the tagged faces only (target -1 = untagged); 0 when none is tagged."""
+    return F.cross_entropy(logits, target, ignore_index=-1, reduction="sum") / (target >= 0).sum().clamp(min=1)
+
+
+def tagged_accuracy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    tagged = target >= 0
+    return ((logits.argmax(1) == target) & tagged).sum() / tagged.sum().clamp(min=1)
+
+
+def fill_untagged(tags: Tags, data: FaceDataset) -> Tags:
+    """Tags for the fakes drawn beside a batch of real faces: the reals' own, and for an untagged real a
+    colour drawn from the tagged faces, so fakes follow the set's colour mix and every fake has a tag."""
+    filled = []
+    for tag, column in zip(tags, (data.hair, data.eye)):
+        if (tag < 0).any():
+            pool = column[column >= 0]
+            tag = torch.where(tag >= 0, tag, pool[torch.randint(len(pool), tag.shape)].to(tag.device))
+        filled.append(tag)
+    return filled[0], filled[1]
+
+
+def load_matching(net: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """Copy the tensors of ``state`` whose name and shape ``net`` shares (growing a 64 px face GAN to 128 px
+    keeps every layer but the new ones); return the names left at their fresh initialisation."""
+    own = net.state_dict()
+    shared = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    net.load_state_dict(shared, strict=False)
+    return sorted(set(own) - set(shared))
 EMA_HALF_LIFE_IMAGES = 10_000
 
 
@@ -209,16 +288,23 @@ def standing_stats(G: nn.Module, z_dim: int, device: torch.device, batches: int 
 
 def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = True) -> Path:
     """Train until ``opts.steps`` or ``opts.minutes`` (totals across resumes); return the exported generator."""
+    growing = False
     if opts.init:  # the networks must match the weights they start from: their preset and widths
         config = read_metadata(opts.init)["config"]
-        opts.preset = PRESET_OF_ARCH.get(config["arch"], opts.preset)
+        parent = preset_of(config)
+        growing = opts.preset == "face-gan-128" and parent == "face-gan"  # a 64 px face GAN grown to 128 px
+        opts.preset = opts.preset if growing else parent
         opts.g_ch, opts.d_ch = config.get("g_ch", opts.g_ch), config.get("d_ch", opts.d_ch)
     run, resume_state, device = open_run(opts, resume)
     objective = PRESETS[opts.preset](opts)
     if resume_state is None:
         for path, net in ((opts.init, objective.G), (opts.init_d, objective.D)):
             if path:
-                net.load_state_dict(load_module(path)[0].state_dict())
+                state = load_module(path)[0].state_dict()
+                if growing:
+                    load_matching(net, state)
+                else:
+                    net.load_state_dict(state)
     # channels-last: the CPU's convolutions run ~1.5x faster on it
     G = objective.G.to(device, memory_format=torch.channels_last)
     D = objective.D.to(device, memory_format=torch.channels_last)
@@ -232,7 +318,7 @@ def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = Tru
     parts = {"G": G, "D": D, "G_ema": G_ema, "opt_g": opt_g, "opt_d": opt_d}
     step, elapsed = restore(resume_state, parts)
 
-    data = FaceDataset.load(opts.data, "train", progress=progress)
+    data = objective.load_data(opts.data, progress)
     weights = batch_weights(data, opts.curated_share, opts.curated_half)
     fixed = [t.to(device) for t in sample_latents(z_dim)]
     sched = Schedule(run, opts, batch, opts.preset, progress, step, elapsed)
@@ -279,10 +365,11 @@ def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = Tru
         real = FaceDataset.to_float(data.images[idx]).to(device, memory_format=torch.channels_last)
         flip = torch.rand(batch, device=device) < 0.5
         real = torch.where(flip[:, None, None, None], real.flip(3), real)
-        hair, eye = data.hair[idx].to(device), data.eye[idx].to(device)
+        tags = data.hair[idx].to(device), data.eye[idx].to(device)
+        hair, eye = fill_untagged(tags, data)
         fake = G(torch.randn(batch, z_dim, device=device), tag_condition(hair, eye))
 
-        d_out = objective.d_loss(real, fake.detach(), hair, eye)
+        d_out = objective.d_loss(real, fake.detach(), tags, (hair, eye))
         opt_d.zero_grad(set_to_none=True)
         d_out["loss"].backward()
         opt_d.step()

@@ -14,6 +14,11 @@ face in [-1, 1] out), built to remove what made those faces look generated:
 
 Widths are chosen for the 2-core CPU: ``g_ch=24`` costs 0.51 GFLOP per face (the transposed-conv
 model 0.12, the public ACGAN 0.82).
+
+``size=128`` draws 128x128 faces directly (path (a) of the 128 px faces): one more block on each side, at
+half width, so a 64 px model's weights start every other layer (``init`` of a fine-tune), and the
+discriminator keeps a 64 px entry (``classify64``) so the tagged 64 px set still teaches it colours that
+the mostly untagged 128 px set lacks.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ class FaceGANConfig:
     z_dim: int = 128
     g_ch: int = 24  # generator width at 64x64; x2, x4, x8, x8 at 32, 16, 8, 4
     d_ch: int = 24  # discriminator width at 64x64; doubles per step down to 4x4
+    size: int = 64  # 64 or 128 (half widths at 128x128)
 
     def to_dict(self) -> dict:
         return {"arch": "face-gan", **asdict(self)}
@@ -73,8 +79,11 @@ class Generator(nn.Module):
             GBlock(4 * c, 2 * c, n_cond),  # (B, 2c, 32, 32)
             GBlock(2 * c, c, n_cond),      # (B, c, 64, 64)
         ])
+        if cfg.size == 128:
+            self.blocks.append(GBlock(c, c // 2, n_cond))  # (B, c/2, 128, 128)
+            c //= 2
         self.norm_out = nn.BatchNorm2d(c)
-        self.to_rgb = nn.Conv2d(c, 3, 3, 1, 1)  # (B, 3, 64, 64)
+        self.to_rgb = nn.Conv2d(c, 3, 3, 1, 1)  # (B, 3, size, size)
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """``cond`` is the (B, n_hair + n_eye) hair and eye one-hots; blends of them interpolate colours."""
@@ -111,6 +120,10 @@ class Discriminator(nn.Module):
             DBlock(2 * c, 4 * c),      # (B, 4c, 8, 8)
             DBlock(4 * c, 8 * c),      # (B, 8c, 4, 4)
         )
+        if cfg.size == 128:  # (B, c/2, 64, 64) first; a 1x1 conv lets 64 px faces in at that point
+            self.blocks[0] = DBlock(c // 2, c)
+            self.blocks.insert(0, DBlock(3, c // 2, first=True))
+            self.from_rgb64 = spectral_norm(nn.Conv2d(3, c // 2, 1))
         n_feat = 8 * c * 16
         self.adv = spectral_norm(nn.Linear(8 * c, 1))
         self.embed_hair = spectral_norm(nn.Embedding(cfg.n_hair, 8 * c))
@@ -121,9 +134,18 @@ class Discriminator(nn.Module):
     def forward(
         self, img: torch.Tensor, hair: torch.Tensor, eye: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return (realness, hair logits, eye logits); realness includes the projection on the given tags."""
+        """Return (realness, hair logits, eye logits); realness includes the projection on the given tags
+        (a tag of -1, an untagged face, projects nothing)."""
         fmap = F.leaky_relu(self.blocks(img), 0.2)  # (B, 8c, 4, 4)
         pooled = fmap.sum((2, 3))
-        proj = ((self.embed_hair(hair) + self.embed_eye(eye)) * pooled).sum(1)
+        embed = (self.embed_hair(hair.clamp(min=0)) * (hair >= 0).unsqueeze(1)
+                 + self.embed_eye(eye.clamp(min=0)) * (eye >= 0).unsqueeze(1))
+        proj = (embed * pooled).sum(1)
         flat = fmap.flatten(1)
         return self.adv(pooled).squeeze(1) + proj, self.cls_hair(flat), self.cls_eye(flat)
+
+    def classify64(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(hair logits, eye logits) of 64x64 faces, through a ``size=128`` discriminator's 64 px entry."""
+        h = self.from_rgb64(img)  # (B, c/2, 64, 64), as the first block leaves a 128 px face
+        flat = F.leaky_relu(self.blocks[1:](h), 0.2).flatten(1)
+        return self.cls_hair(flat), self.cls_eye(flat)
