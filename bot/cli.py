@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from bot.config import Config, ConfigError, load_config
 
@@ -221,24 +221,10 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
     return run(cfg, web=args.web)
 
 
-def on_store(cfg: Config, work: Callable[[Retrainer], Awaitable[int]]) -> int:
-    """``await work(retrainer)`` with the retrainer on the bot's store (SQLite or PostgreSQL), closed after."""
-    import asyncio
-
-    from bot.runner import make_retrainer
-    from bot.store import Store
-
-    async def go() -> int:
-        store = await Store.open(cfg.storage_target, cfg.storage.data_dir)
-        try:
-            return await work(make_retrainer(cfg, store.db))
-        finally:
-            await store.close()
-    return asyncio.run(go())
-
-
 def cmd_models(args: argparse.Namespace, cfg: Config) -> int:
-    return on_store(cfg, lambda retrainer: models_action(args, retrainer))
+    from bot.runner import with_retrainer
+
+    return with_retrainer(cfg, lambda retrainer: models_action(args, retrainer))
 
 
 async def models_action(args: argparse.Namespace, retrainer: Retrainer) -> int:
@@ -272,6 +258,8 @@ async def models_action(args: argparse.Namespace, retrainer: Retrainer) -> int:
 
 def cmd_retrain(args: argparse.Namespace, cfg: Config) -> int:
     """One retraining run now, in a child process as the bot runs it, gate and promotion included."""
+    from bot.runner import with_retrainer
+
     async def go(retrainer: Retrainer) -> int:
         print(await retrainer.start("moebot retrain"))
         outcome = await retrainer.wait()
@@ -281,7 +269,7 @@ def cmd_retrain(args: argparse.Namespace, cfg: Config) -> int:
         if outcome.grid:
             print(f"before | after: {outcome.grid}")
         return 0 if outcome.promoted else 1
-    return on_store(cfg, go)
+    return with_retrainer(cfg, go)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -304,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--steps", type=int, help="train this many steps in total")
     budget.add_argument("--minutes", type=float, help="train this many minutes in total")
     train.add_argument("--resume", action="store_true", help="continue the run in --run from its snapshot")
-    train.add_argument("--preset", choices=["default", "face-gan", "seed-acgan"])
+    train.add_argument("--preset", choices=["default", "face-gan", "face-gan-128", "seed-acgan"])
     train.add_argument("--batch", type=int)
     train.add_argument("--seed", type=int)
     train.add_argument("--device", help="auto (CUDA when present), cpu, cuda, cuda:N")
