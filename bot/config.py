@@ -50,6 +50,7 @@ class GeneratorConfig:
     compile: bool = True  # torch.compile large batches in the worker
     metrics_port: int = 0  # Prometheus metrics on 127.0.0.1:<port>; 0 = off
     display_size: int = 256  # pixels per face in chat pictures
+    upscaler: bool = True  # faces shown at 128 px or more through the active upscaler; false: Lanczos
     morph_frames: int = 16
 
 

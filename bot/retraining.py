@@ -183,7 +183,10 @@ class Retrainer:
         return await registry.listing(self.db)
 
     async def rollback(self, version: str | None, requested_by: str, kind: str = "face") -> str:
-        """Serve ``version`` (default: the model of ``kind`` that served before the current one) again."""
+        """Serve ``version`` (default: the model of ``kind`` that served before the current one) again; a kind's
+        name for ``version`` (``/rollback upscaler``) rolls that kind back."""
+        if version in KINDS:
+            version, kind = None, version
         await self._register_active()
         return await self.lifecycle.rollback(version, requested_by, kind)
 

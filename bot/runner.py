@@ -15,7 +15,7 @@ import signal
 import sys
 from datetime import timezone
 from pathlib import Path
-from typing import Mapping
+from typing import Awaitable, Callable, Mapping
 from urllib.parse import urlsplit
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -120,7 +120,7 @@ def make_service(cfg: Config) -> DrawingService:
     """The generator service that [generator] describes, not started yet."""
     g = cfg.generator
     options = ServiceOptions(max_batch=g.max_batch, max_wait_ms=g.max_wait_ms, queue_limit=g.queue_limit,
-                             device=g.device, threads=g.threads, compile=g.compile)
+                             device=g.device, threads=g.threads, compile=g.compile, upscale=g.upscaler)
     if g.backend == "ray":
         from generator.ray_service import RayGeneratorService  # the ray extra is only needed here
         return RayGeneratorService(active_weights(cfg), options, address=g.ray_address or None)
@@ -133,6 +133,18 @@ def make_retrainer(cfg: Config, db: Database) -> Retrainer:
     return Retrainer(cfg.training, cfg.storage.data_dir, db,
                      {kind: Path(w) if w else None for kind, w in configured_weights(cfg).items()},
                      ray_address=cfg.generator.ray_address or None)
+
+
+def with_retrainer(cfg: Config, work: Callable[[Retrainer], Awaitable[int]]) -> int:
+    """``await work(retrainer)`` on the configured store (SQLite or PostgreSQL), closed after: what `moebot models`
+    and `moebot retrain` run on, so they see what the bots see."""
+    async def go() -> int:
+        store = await Store.open(cfg.storage_target, cfg.storage.data_dir)
+        try:
+            return await work(make_retrainer(cfg, store.db))
+        finally:
+            await store.close()
+    return asyncio.run(go())
 
 
 async def _own_scheduler(running: contextlib.AsyncExitStack) -> AsyncIOScheduler:

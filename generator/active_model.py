@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save
 
 from generator.durable import write_durably
 from generator.model_check import check_weights
+from generator.model_kinds import KINDS
 from generator.weights import read_metadata, weights_version
 
 if TYPE_CHECKING:
@@ -92,15 +93,17 @@ def last_promotions(data_dir: Path) -> dict[str, ActiveModel]:
         lines = (models_dir(data_dir) / HISTORY).read_text().splitlines()
     except OSError:
         return {}
-    found: dict[str, ActiveModel] = {}
+    found: dict[str, ActiveModel | None] = {}
     for line in reversed(lines):
         try:
-            active = _parse(json.loads(line))
+            raw = json.loads(line)
+            active = None if raw["weights"] is None else _parse(raw)  # None: the kind was switched off
+            kind = raw.get("kind", "face")
         except (ValueError, KeyError, TypeError, AttributeError):  # a line cut short
             continue
-        if active.kind not in found and active.weights.is_file():
-            found[active.kind] = active
-    return found
+        if kind not in found and (active is None or active.weights.is_file()):
+            found[kind] = active
+    return {kind: active for kind, active in found.items() if active is not None}
 
 
 def keep_copy(data_dir: Path, source: Path) -> ActiveModel:
@@ -124,21 +127,35 @@ def keep_copy(data_dir: Path, source: Path) -> ActiveModel:
 def point_to(data_dir: Path, active: ActiveModel) -> None:
     """Make ``active`` the active model of its kind: appended to the history first, then the pointer replaced
     atomically, the other kinds' entries kept (one writer at a time, across processes)."""
+    _repoint(data_dir, active.kind, active, active.to_json())
+
+
+def point_to_none(data_dir: Path, kind: str, version: str) -> None:
+    """No model of ``kind`` serves (a kind a service can go without, such as the upscaler): the kind leaves the
+    pointer, and the history records ``version`` (the registry's name for none) with no weights."""
+    _repoint(data_dir, kind, None, json.dumps({"weights": None, "version": version, "promoted_at": time.time(),
+                                               "kind": kind}))
+
+
+def _repoint(data_dir: Path, kind: str, active: ActiveModel | None, history_line: str) -> None:
     folder = models_dir(data_dir)
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / HISTORY, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
-        f.write(active.to_json() + "\n")
+        f.write(history_line + "\n")
         f.flush()
         os.fsync(f.fileno())
         current, _ = read_pointer(data_dir)
-        current[active.kind] = active
+        current.pop(kind, None)
+        if active is not None:
+            current[kind] = active
         write_durably(folder / POINTER, json.dumps({k: a.entry() for k, a in current.items()}).encode())
 
 
 async def follow_promotions(service: DrawingService, data_dir: Path, every: float = 2.0) -> None:
-    """Hot-swap each kind of ``service`` whenever the pointer changes it. A refused file is logged and skipped; a
-    damaged pointer is logged once (it reads as the last recorded promotions) and following goes on."""
+    """Hot-swap each kind of ``service`` whenever the pointer changes it (a kind that may go without a model and
+    leaves the pointer is dropped). A refused file is logged and skipped; a damaged pointer is logged once (it
+    reads as the last recorded promotions) and following goes on."""
     seen, problem = read_pointer(data_dir)
     while True:
         await asyncio.sleep(every)
@@ -146,13 +163,13 @@ async def follow_promotions(service: DrawingService, data_dir: Path, every: floa
         if trouble and trouble != problem:
             log.error("%s", trouble)
         problem = trouble
-        for kind, active in current.items():
-            if seen.get(kind) == active:
+        for kind, active in {**dict.fromkeys(seen), **current}.items():  # None: the kind left the pointer
+            if seen.get(kind) == active or (active is None and KINDS[kind].required):
                 continue
             try:
-                version = await service.promote(active.weights, kind)
+                version = await service.promote(active.weights if active else None, kind)
                 log.info("now serving %s as the %s model", version, kind)
             except Exception as e:
-                log.error("promotion of %s refused, still serving %s: %s", active.weights,
+                log.error("promotion of %s refused, still serving %s: %s", active.weights if active else "none",
                           getattr(service.models.get(kind), "version", f"no {kind} model"), e)
         seen = current

@@ -25,7 +25,7 @@ import torch
 
 from generator.metrics import ServiceMetrics
 from generator.model_kinds import KINDS, Loaded, Weights, weights_map
-from generator.service import DrawingService, Drawn, QueueFull, ServiceOptions
+from generator.service import DrawingService, Drawn, QueueFull, ServiceOptions, served_version
 from generator.worker_process import WorkerFailed
 
 APP_NAME = "moebot-generator"
@@ -198,11 +198,12 @@ class RayGeneratorService(DrawingService):
 
         await asyncio.to_thread(serve.delete, APP_NAME)
 
-    async def promote(self, weights: str | Path, kind: str = "face", timeout: float = 300.0) -> str:
-        """Point every replica at ``weights`` for ``kind`` and wait until all have answered; WorkerFailed if any
-        refused."""
+    async def promote(self, weights: str | Path | None, kind: str = "face", timeout: float = 300.0) -> str:
+        """Point every replica at ``weights`` for ``kind`` (None: as ``DrawingService.promote``) and wait until all
+        have answered; WorkerFailed if any refused."""
         before, old_weights = self.models.get(kind), self._weights[kind]
-        generation = await self._registry.set.remote(kind, str(weights))
+        wanted = str(weights) if weights else None
+        generation = await self._registry.set.remote(kind, wanted)
         deadline = time.monotonic() + timeout
         while True:
             known, answers = await self._registry.answers.remote(generation)
@@ -216,10 +217,10 @@ class RayGeneratorService(DrawingService):
             await self._registry.set.remote(kind, old_weights)  # what replicas that refused serve still
             raise WorkerFailed(f"refused {weights}: {refused[0]}; still serving "
                                f"{before.version if before else f'no {kind} model'}")
-        self._weights = {**self._weights, kind: str(weights)}
+        self._weights = {**self._weights, kind: wanted}
         self._missing.pop(kind, None)
         self._learn(answers[0][0])
-        return self._models[kind].version
+        return served_version(self._models, kind)
 
     async def _submit(self, kind: str, arrays: tuple[np.ndarray, ...], timeout: float | None) -> Drawn:
         """One request to the kind's batched replica method, with the queue's refusal and the metrics."""

@@ -68,6 +68,7 @@ class ServiceOptions:
     compile: bool = False          # torch.compile large batches in the worker (checked against eager)
     restart_backoff_s: float = 1.0       # first wait after no weights would load in a fresh worker; doubles
     restart_backoff_max_s: float = 60.0  # up to this
+    upscale: bool = True  # faces shown at 128 px or more go through the active upscaler; False: never
 
 
 @dataclass(frozen=True)
@@ -111,9 +112,10 @@ class DrawingService(abc.ABC):
     async def close(self) -> None: ...
 
     @abc.abstractmethod
-    async def promote(self, weights: str | Path, kind: str = "face") -> str:
+    async def promote(self, weights: str | Path | None, kind: str = "face") -> str:
         """Serve ``weights`` for ``kind`` from now on, without failing or stalling requests; WorkerFailed keeps the
-        old. Promoting the weights that serve already changes nothing."""
+        old. Promoting the weights that serve already changes nothing. None: the kind's bundled weights, or no
+        model of the kind (a kind that bundles none, such as the upscaler); the version then is "none"."""
 
     @abc.abstractmethod
     async def _submit(self, kind: str, arrays: tuple[np.ndarray, ...], timeout: float | None) -> Drawn:
@@ -174,7 +176,7 @@ class DrawingService(abc.ABC):
         """64 px faces as ``FaceSampler.enlarge`` shows them at ``size`` px: the active upscaler's 128 px faces when
         ``size`` >= 128 and an upscaler is active, else the faces as they are; the caller enlarges the rest of the
         way with Lanczos (``to_pil(face, size)``), as ``enlarge`` does."""
-        if size < 128 or not self.serves("upscaler"):
+        if size < 128 or not self.options.upscale or not self.serves("upscaler"):
             return drawn
         up = await self.run("upscaler", drawn.images, timeout=timeout)
         return Drawn(up.images, f"{drawn.version}+{up.version}")
@@ -277,18 +279,19 @@ class GeneratorService(DrawingService):
         """Load ``weights`` for ``kind`` in a new worker beside the serving one (the other kinds as they are),
         then switch; WorkerFailed leaves the old."""
         async with self._swap_lock:
-            wanted = {**self._weights, kind: str(weights)}
+            wanted = {**self._weights, kind: str(weights) if weights else None}
             worker = self._worker
-            if worker is not None and worker.alive() and kind in worker.models and _same(wanted, self._weights):
-                return worker.models[kind].version  # e.g. the pointer's change after this process promoted it itself
-            new = await self._start_worker(wanted, strict=(kind,))
+            if worker is not None and worker.alive() and (kind in worker.models or not weights) and \
+                    _same(wanted, self._weights):
+                return served_version(worker.models, kind)  # e.g. the pointer's change after this process made it
+            new = await self._start_worker(wanted, strict=(kind,) if weights or KINDS[kind].bundled else ())
             self._remember(wanted)
             old, self._worker, self._weights = self._worker, new, wanted
             if old is not None:
                 self._retired.append(old)  # stopped by the dispatcher once its batch (if any) is done
                 self._arrived.set()
-            log.info("the %s model switched to %s", kind, new.models[kind].version)
-            return new.models[kind].version
+            log.info("the %s model switched to %s", kind, served_version(new.models, kind))
+            return served_version(new.models, kind)
 
     # -- the dispatcher ----------------------------------------------------------------------------------
     async def _next_batch(self) -> list[_Request]:
@@ -406,6 +409,11 @@ class GeneratorService(DrawingService):
     async def _retire_idle(self) -> None:
         while self._retired:
             await self._retired.pop().stop()
+
+
+def served_version(models: Mapping[str, Loaded], kind: str) -> str:
+    """The version serving ``kind``, or "none"."""
+    return models[kind].version if kind in models else "none"
 
 
 def _same(a: Mapping[str, str | None], b: Mapping[str, str | None]) -> bool:

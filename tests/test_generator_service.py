@@ -346,3 +346,21 @@ def test_every_kind_is_hot_swapped_and_rolled_back_through_the_lifecycle(service
         ("upscaler", "up-v1", "first upscaler"), ("upscaler", "up-v2", "second upscaler"),
         ("upscaler", "up-v1", "rolled back by test"), ("sketch", "sketch-v2", "second sketch model"),
         ("sketch", "sketch-v1", "rolled back by test")]
+
+
+def test_an_upscaler_rolled_back_to_none_is_dropped_before_the_answer(service, tmp_path):
+    """Rolled back past the first upscaler, the kind serves none (the registry's no-upscaler): the service drops
+    it before the rollback answers, and 128 px faces are the 64 px ones again, for Lanczos to enlarge."""
+    up = tiny_upscaler_weights(tmp_path / "up.safetensors", seed=3, version="up-v3")
+
+    async def go():
+        async with service() as svc, database(tmp_path) as db:
+            models = Lifecycle(tmp_path, db, {}, [svc])
+            await models.promote_file(up, "test", "an upscaler")
+            on = await svc.faces([3], [4], [5], size=128)
+            said = await models.rollback(None, "test", "upscaler")
+            return on, said, await svc.faces([3], [4], [5], size=128), svc.version, svc.serves("upscaler")
+    on, said, off, face, serves = asyncio.run(asyncio.wait_for(go(), 300))
+    assert on.version == f"{face}+up-v3" and on.images.shape == (1, 3, 128, 128)
+    assert said == "Rolled back: no upscaler model serves now." and not serves
+    assert off.version == face and off.images.shape == (1, 3, 64, 64)

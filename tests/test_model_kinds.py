@@ -59,10 +59,12 @@ def test_candidates_of_every_kind_are_checked_before_promotion_and_each_kind_has
     assert main(["models", "list"]) == 0
     assert [ln.split()[:3] for ln in capsys.readouterr().out.splitlines()] == [
         ["up-v1", "active", "upscaler"], ["sketch-v2", "active", "sketch"], ["face-v2", "active", "face"]]
-    assert main(["models", "rollback", "--kind", "upscaler"]) == 1  # none was active before the first upscaler
-    assert "there is no earlier upscaler model" in capsys.readouterr().err
+    assert main(["models", "rollback", "--kind", "upscaler"]) == 0  # none was active before the first upscaler
+    assert "Rolled back: no upscaler model serves now" in capsys.readouterr().out
+    assert read_active(data, "upscaler") is None and read_active(data, "sketch").version == "sketch-v2"
     actors = sqlite3.connect(data / "moebot.db").execute("SELECT DISTINCT actor, reason FROM promotions").fetchall()
-    assert actors == [("moebot models promote", "promoted by hand (moebot models promote)")]
+    assert set(actors) == {("moebot models promote", "promoted by hand (moebot models promote)"),
+                           ("moebot models rollback", "rolled back by moebot models rollback")}
 
 
 def test_a_running_bot_follows_promotions_and_rollbacks_of_the_upscaler_and_the_sketch_model(

@@ -16,8 +16,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
-from generator.active_model import ActiveModel, keep_copy, point_to, read_active, read_pointer
+from generator.active_model import ActiveModel, keep_copy, point_to, point_to_none, read_active, read_pointer
 from generator.model_check import check_weights
+from generator.model_kinds import KINDS
 from generator.weights import read_metadata, weights_version
 from generator.worker_process import WorkerFailed
 from training import registry
@@ -74,18 +75,41 @@ class Lifecycle:
         answer, or ValueError saying why not."""
         await self.serving(kind)
         target = await registry.get(self.db, version) if version else \
-            next(iter(await registry.retired(self.db, kind)), None) or await self._default_record(kind)
+            next(iter(await registry.retired(self.db, kind)), None) or await self._default_record(kind) or \
+            await self._none_record(kind)
         if target is None:
             raise ValueError(f"there is no model {version!r}" if version else
                              "there is no earlier model" if kind == "face" else f"there is no earlier {kind} model")
         if target.state == "active":
             raise ValueError(f"{target.version} is already the active model")
+        later = "" if self.services else " (running bots switch within seconds)"
         try:
+            if target.version == registry.none_version(target.kind):
+                await self.switch_off(target.kind, actor, f"rolled back by {actor}")
+                return f"Rolled back: no {target.kind} model serves now{later}."
             await self.promote(target.kind, target.version, actor, f"rolled back by {actor}")
         except WorkerFailed as e:
             raise ValueError(f"the generator refused {target.version}: {e}") from None
-        later = "" if self.services else " (running bots switch within seconds)"
         return f"Rolled back: {target.version} draws again{later}."
+
+    async def switch_off(self, kind: str, actor: str, reason: str) -> None:
+        """No model of ``kind`` serves from now on (the upscaler: faces are enlarged with Lanczos): this process's
+        services drop it, the registry records the kind's none version as the active one, and the pointer loses
+        the kind, so other processes' services drop it too."""
+        for service in self.services:
+            await service.promote(None, kind)
+        version = registry.none_version(kind)
+        await registry.register(self.db, kind, version, None)
+        await registry.promote(self.db, kind, version, actor, reason, None)
+        await self.derive_pointer()
+
+    async def _none_record(self, kind: str) -> ModelRecord | None:
+        """The none version of ``kind`` (registered now, if it was not) when a promoted model of a kind that may go
+        without one (not required, none configured or bundled) serves: what served before its first promotion."""
+        if KINDS[kind].required or self.defaults.get(kind) or read_active(self.data_dir, kind) is None:
+            return None
+        await registry.register(self.db, kind, registry.none_version(kind), None)
+        return await registry.get(self.db, registry.none_version(kind))
 
     async def _default_record(self, kind: str) -> ModelRecord | None:
         """The configured or bundled model of ``kind`` (registered now, if it was not) when a promoted one serves
@@ -117,7 +141,10 @@ class Lifecycle:
         pointed, _ = await asyncio.to_thread(read_pointer, self.data_dir)
         for kind, p in latest.items():
             now = pointed.get(kind)
-            if now is None or (now.version, now.weights) != (p.version, p.path):
+            if p.path is None:  # the kind was switched off
+                if now is not None:
+                    await asyncio.to_thread(point_to_none, self.data_dir, kind, p.version)
+            elif now is None or (now.version, now.weights) != (p.version, p.path):
                 at = datetime.fromisoformat(p.at.replace("Z", "+00:00")).timestamp()
                 await asyncio.to_thread(point_to, self.data_dir, ActiveModel(p.path, p.version, at, kind))
 

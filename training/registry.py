@@ -41,7 +41,7 @@ class ModelRecord:
 class Promotion:
     kind: str
     version: str
-    path: Path
+    path: Path | None  # None: the kind's "none" version (no model of the kind serves)
     actor: str
     reason: str
     at: str
@@ -49,6 +49,16 @@ class Promotion:
 
 _COLUMNS = "version, parent, state, path, metrics, parent_metrics, grid, run_dir, reason, created_at, updated_at, " \
            "kind"
+
+
+def none_version(kind: str) -> str:
+    """The registry's version for "no model of ``kind`` serves" (a kind a service can go without, such as the
+    upscaler): a row without weights, active while the kind is switched off, promoted and rolled back like any."""
+    return f"no-{kind}"
+
+
+def _path(path: Path | None) -> str | None:
+    return str(path) if path else None
 
 
 def _record(row: tuple) -> ModelRecord:
@@ -81,36 +91,36 @@ async def ensure_active(db: SqlDatabase, version: str, path: Path, reason: str =
             await _activate(tx, version, reason)
 
 
-async def register(db: SqlDatabase, kind: str, version: str, path: Path) -> None:
+async def register(db: SqlDatabase, kind: str, version: str, path: Path | None) -> None:
     """Record a weights file of ``kind`` as a candidate, unless its version is known (then only its kind is
     checked); ValueError when the version names a model of another kind."""
     async with db.transaction() as tx:
         known = await tx.fetchval("SELECT kind FROM models WHERE version = ?", (version,))
         if known is None:
             await tx.execute("INSERT INTO models (version, path, state, reason, kind) VALUES (?, ?, 'candidate', ?, ?)",
-                             (version, str(path), "awaiting promotion", kind))
+                             (version, _path(path), "awaiting promotion", kind))
         elif known != kind:
             raise ValueError(f"version {version} is already a {known} model, so a {kind} model cannot take its name")
 
 
-async def promote(db: SqlDatabase, kind: str, version: str, actor: str, reason: str, path: Path) -> None:
+async def promote(db: SqlDatabase, kind: str, version: str, actor: str, reason: str, path: Path | None) -> None:
     """Make ``version`` the one active model of ``kind``, in one transaction: its row active with its weights at
-    ``path``, the one before it retired, and the promotion logged with who made it and why. ValueError when
-    the registry has no such version of that kind."""
+    ``path`` (None: ``none_version``), the one before it retired, and the promotion logged with who made it and
+    why. ValueError when the registry has no such version of that kind."""
     async with db.transaction() as tx:
         if await tx.fetchval("SELECT kind FROM models WHERE version = ?", (version,)) != kind:
             raise ValueError(f"there is no {kind} model {version!r}")
-        await tx.execute("UPDATE models SET path = ? WHERE version = ?", (str(path), version))
+        await tx.execute("UPDATE models SET path = ? WHERE version = ?", (_path(path), version))
         await _activate(tx, version, reason)
         await tx.execute("INSERT INTO promotions (kind, version, path, actor, reason, at) VALUES (?, ?, ?, ?, ?, ?)",
-                         (kind, version, str(path), actor, reason, now_text()))
+                         (kind, version, _path(path) or "", actor, reason, now_text()))
 
 
 async def latest_promotions(db: Sql) -> dict[str, Promotion]:
     """The newest promotion of each kind: what the active-model pointer names."""
     rows = await db.fetchall("SELECT kind, version, path, actor, reason, at FROM promotions WHERE id IN "
                              "(SELECT MAX(id) FROM promotions GROUP BY kind)")
-    return {r[0]: Promotion(r[0], r[1], Path(r[2]), r[3], r[4], r[5]) for r in rows}
+    return {r[0]: Promotion(r[0], r[1], Path(r[2]) if r[2] else None, r[3], r[4], r[5]) for r in rows}
 
 
 async def begin(db: Sql, version: str, parent: str, run_dir: Path) -> None:
@@ -152,9 +162,11 @@ async def _activate(tx: Sql, version: str, reason: str) -> None:
 
 
 async def retired(db: Sql, kind: str = "face") -> list[ModelRecord]:
-    """The versions of ``kind`` that served before the current one, with weights, the most recent first."""
-    rows = await db.fetchall(f"SELECT {_COLUMNS} FROM models WHERE state = 'retired' AND path IS NOT NULL AND "
-                             "kind = ? ORDER BY updated_at DESC, id DESC", (kind,))
+    """The versions of ``kind`` that served before the current one, with weights (or the kind's none version),
+    the most recent first."""
+    rows = await db.fetchall(f"SELECT {_COLUMNS} FROM models WHERE state = 'retired' AND kind = ? AND "
+                             "(path IS NOT NULL OR version = ?) ORDER BY updated_at DESC, id DESC",
+                             (kind, none_version(kind)))
     return [_record(r) for r in rows]
 
 
