@@ -222,9 +222,10 @@ class Retrainer:
 
     async def _fail_dead_runs(self) -> None:
         """Runs left 'training' by a process that died are failed, unless a run holds the lease (they may be its
-        own); the check holds the lease meanwhile, under a name of its own, so no run starts in between."""
+        own); the check holds the lease meanwhile, under a name of its own, so no run starts in between. Nothing
+        is written when no run is recorded as going (reading commands work on a full disk)."""
         check = f"{self.leases.holder}/check"
-        if await self.leases.claim(RUN_LEASE, RUN_LEASE_S, check):
+        if await registry.training(self.db) and await self.leases.claim(RUN_LEASE, RUN_LEASE_S, check):
             try:
                 await registry.fail_interrupted(self.db)
             finally:

@@ -16,7 +16,7 @@ import torch
 
 import migrations
 from bot.config import TrainingConfig
-from bot.retraining import Retrainer
+from bot.retraining import RUN_LEASE, Retrainer
 from fakes.bot_parts import database
 from generator.active_model import read_active
 from training import registry
@@ -176,6 +176,20 @@ def test_a_killed_run_is_failed_and_the_next_run_completes(tmp_path, face_data_d
     assert not killed.promoted and "status -9" in killed.reason
     assert done.promoted, done.reason
     assert [m.state for m in models] == ["active", "failed", "retired"]
+
+
+def test_a_run_left_training_by_a_dead_process_is_failed_once_its_lease_has_lapsed(tmp_path, tiny_generator_file):
+    """While another process's run holds the lease, its 'training' row is its own; once the lease lapses (that
+    process died without giving it up), the next look at the registry fails the row."""
+    async def go():
+        async with make_retrainer(tmp_path, tiny_generator_file) as retrainer:
+            await registry.begin(retrainer.db, "ft-elsewhere", "tiny", tmp_path / "retrain" / "ft-elsewhere")
+            await retrainer.leases.claim(RUN_LEASE, 0.5, holder="other-host:4242:run")
+            while_held = {m.version: m.state for m in await retrainer.models()}
+            await asyncio.sleep(0.6)
+            lapsed = {m.version: m.state for m in await retrainer.models()}
+            return while_held["ft-elsewhere"], lapsed["ft-elsewhere"]
+    assert asyncio.run(go()) == ("training", "failed")
 
 
 def test_the_schedule_runs_only_when_enough_new_curated_faces_arrived(tmp_path, face_data_dir,

@@ -170,6 +170,11 @@ async def retired(db: Sql, kind: str = "face") -> list[ModelRecord]:
     return [_record(r) for r in rows]
 
 
+async def training(db: Sql) -> bool:
+    """Whether a run is recorded as going (``begin``, not yet finished or failed)."""
+    return await db.fetchval("SELECT 1 FROM models WHERE state = 'training' LIMIT 1") is not None
+
+
 async def fail_interrupted(db: Sql) -> list[str]:
     """Mark runs left 'training' by a process that died (only call while holding the run's lease)."""
     rows = await db.fetchall("UPDATE models SET state = 'failed', reason = 'interrupted (the process stopped)', "
