@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 RUN_LEASE = "retraining-run"  # held by the process whose run goes; no other process starts one meanwhile
 RUN_LEASE_S = 120.0  # renewed every quarter of this while the run goes: a process that dies frees it this soon
 ROWS_NAME = "rows.json"  # in the run folder: the faces the run trains and measures on
+NO_BASE_FACES = ("No retraining run: the database holds no imported faces to fine-tune on beside the curated ones "
+                 "(`moebot import` puts them in the SQLite file of data_dir; see the README on PostgreSQL).")
 
 
 @dataclass(frozen=True)
@@ -148,12 +150,15 @@ class Retrainer:
         if not await self.leases.claim(RUN_LEASE, RUN_LEASE_S, self._holder):
             return "A retraining run is going in another moebot process; try again when it has finished."
         try:
+            rows = await read_tagged_rows(self.db, "all", ("base", "curated"))
+            if not any(r.status == "base" for r in rows):
+                await self.leases.release(RUN_LEASE, self._holder)
+                return NO_BASE_FACES
             await registry.fail_interrupted(self.db)  # this process holds the lease: a run left 'training' died
             parent_version, parent_path, parent_d = await self._parent()
             self._version = f"ft-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
             self._started = datetime.now(timezone.utc)
             run_dir = self.data_dir / "retrain" / self._version
-            rows = await read_tagged_rows(self.db, "all", ("base", "curated"))
             await asyncio.to_thread(self._write_rows, run_dir, rows)
             await registry.begin(self.db, self._version, parent_version, run_dir)
         except BaseException:

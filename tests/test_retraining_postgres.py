@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.retraining import RUN_LEASE, Retrainer
+from bot.retraining import NO_BASE_FACES, RUN_LEASE, Retrainer
 from bot.store import Store
 from training import registry
 from training.dataset import is_heldout
@@ -93,3 +93,18 @@ def test_two_processes_on_one_postgres_never_run_two_retrainings(postgres_url, t
     assert answers[1] == "A retraining run is going in another moebot process; try again when it has finished."
     assert held is not None and held_after is None  # given up when the run ended
     assert outcome.promoted and [m.state for m in models] == ["active", "retired"]  # one run, not two
+
+
+def test_without_imported_faces_in_the_database_no_run_starts(postgres_url, tmp_path, tiny_generator_file):
+    """A database with no imported faces (`moebot import` writes the SQLite file) is told, not a failed run."""
+    async def go():
+        store = await Store.open(postgres_url, tmp_path)
+        try:
+            retrainer = Retrainer(tiny_runs(), tmp_path, store.db, tiny_generator_file)
+            answer = await retrainer.start("telegram:1")
+            return answer, retrainer.running, await retrainer.leases.holder_of(RUN_LEASE), \
+                await registry.listing(store.db)
+        finally:
+            await store.close()
+    answer, running, held, models = asyncio.run(go())
+    assert answer == NO_BASE_FACES and running is None and held is None and models == []
