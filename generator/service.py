@@ -173,10 +173,11 @@ class DrawingService(abc.ABC):
         return await self.sharpen(await self.draw(*face_inputs(hair, eye, seeds, self.z_dim), timeout), size, timeout)
 
     async def sharpen(self, drawn: Drawn, size: int, timeout: float | None = None) -> Drawn:
-        """64 px faces as ``FaceSampler.enlarge`` shows them at ``size`` px: the active upscaler's 128 px faces when
-        ``size`` >= 128 and an upscaler is active, else the faces as they are; the caller enlarges the rest of the
-        way with Lanczos (``to_pil(face, size)``), as ``enlarge`` does."""
-        if size < 128 or not self.options.upscale or not self.serves("upscaler"):
+        """Faces as ``FaceSampler.enlarge`` shows them at ``size`` px: the active upscaler's 128 px faces when
+        ``size`` >= 128, the faces are 64 px and an upscaler is active, else the faces as they are (a 128 px face
+        model's own); the caller resizes the rest of the way with Lanczos (``to_pil(face, size)``), as ``enlarge``
+        does."""
+        if size < 128 or drawn.images.shape[-1] >= 128 or not self.options.upscale or not self.serves("upscaler"):
             return drawn
         up = await self.run("upscaler", drawn.images, timeout=timeout)
         return Drawn(up.images, f"{drawn.version}+{up.version}")

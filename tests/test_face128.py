@@ -142,3 +142,52 @@ def test_untagged_faces_add_no_colour_loss_and_no_projection():
         tagged = D(img, torch.tensor([2, 3]), torch.tensor([1, 4]))[0]
         realness_alone = D.adv(torch.nn.functional.leaky_relu(D.blocks(img), 0.2).sum((2, 3))).squeeze(1)
     assert torch.allclose(untagged, realness_alone, atol=1e-5) and not torch.allclose(tagged, realness_alone)
+
+
+def test_a_128_px_face_model_hot_swaps_in_and_the_bot_sends_its_own_128_px_faces(tmp_path):
+    """Path (a) is the face kind itself: promoting a face-gan-128 file swaps it in like any face model, and the
+    bot sends exactly its 128 px faces (what `moebot sample --size 128` writes), with no upscaler or Lanczos
+    from 64 px on the way, and 256 px pictures made from them."""
+    import asyncio
+    import io
+
+    import torch
+    from PIL import Image
+
+    from bot.commands import Waifu
+    from bot.core import Who
+    from fakes.bot_parts import closed, lifecycle, make_core, tiny_upscaler_weights
+    from generator.images import from_pil, to_pil
+    from generator.models import face_gan
+    from generator.tags import eye_index, hair_index
+    from generator.weights import save_module
+
+    torch.manual_seed(0)
+    G = face_gan.Generator(face_gan.Config(g_ch=4, size=128))
+    big = tmp_path / "face128.safetensors"
+    save_module(G, big, G.cfg.to_dict(), step=1, version="face128-v1")
+    up = tiny_upscaler_weights(tmp_path / "up.safetensors")
+    alice, pink_blue_7 = Who("telegram", "1", "alice", "100"), Waifu(hair_index("pink"), eye_index("blue"), 1, 7)
+
+    async def go():
+        core = await make_core(tmp_path)
+        try:
+            core.display_size = 128
+            life = lifecycle(tmp_path, core.store.db, core.generator)
+            await life.promote_file(up, "test", "a 2x stage for 64 px faces")
+            await life.promote_file(big, "test", "path (a)")
+            native = await core.handle(alice, pink_blue_7)
+            core.display_size = 256
+            return native, await core.handle(alice, pink_blue_7)
+        finally:
+            await closed(core)
+
+    native, shown = asyncio.run(asyncio.wait_for(go(), 300))
+    assert "model face128-v1" in native.text  # the upscaler (promoted first) is not in its version
+    native, shown = (from_pil(Image.open(io.BytesIO(r.files[0].data))) for r in (native, shown))
+    out = tmp_path / "sampled"
+    assert main(["sample", "--weights", str(big), "--size", "128", "-n", "1", "--hair", "pink", "--eye", "blue",
+                 "--seed", "7", "--out", str(out)]) == 0
+    sampled = from_pil(Image.open(out / "000.png"))
+    assert sampled.shape == (3, 128, 128) and torch.equal(native, sampled)
+    assert torch.equal(shown, from_pil(to_pil(sampled, 256)))
