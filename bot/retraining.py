@@ -33,7 +33,7 @@ from bot.store.leases import Leases
 from generator.model_kinds import KINDS, weights_map
 from generator.weights import BUNDLED_DISCRIMINATOR, BUNDLED_GENERATOR, read_metadata, weights_version
 from training import registry
-from training.dataset import read_tagged_rows, write_rows
+from training.dataset import FaceRow, read_tagged_rows, write_rows
 from training.gate import judge
 from training.lifecycle import Lifecycle
 from training.registry import ModelRecord
@@ -236,7 +236,7 @@ class Retrainer:
             finally:
                 await self.leases.release(RUN_LEASE, check)
 
-    def _write_rows(self, run_dir: Path, rows: list) -> None:
+    def _write_rows(self, run_dir: Path, rows: list[FaceRow]) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_rows(run_dir / ROWS_NAME, self.data_dir, rows)
 
@@ -255,10 +255,10 @@ class Retrainer:
         ok, why = judge(verdict["metrics"], verdict["parent_metrics"], self.cfg.margins)
         await registry.record_result(self.db, version, Path(verdict["candidate"]), verdict["metrics"],
                                      verdict["parent_metrics"], grid, verdict["base_max_id"], verdict["curated_ids"])
-        if not ok:
-            await registry.set_state(self.db, version, "rejected", why)
         if ok:
             await self.lifecycle.promote("face", version, f"retraining ({requested_by})", why)
+        else:
+            await registry.set_state(self.db, version, "rejected", why)
         m, p = verdict["metrics"], verdict["parent_metrics"]
         change = ", ".join(f"{name} {p[k]:{f}} → {m[k]:{f}}" for name, k, f in (
             ("hair", "hair_ratio", ".3f"), ("eye", "eye_ratio", ".3f"), ("coverage", "diversity_ratio", ".3f"),

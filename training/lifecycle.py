@@ -5,6 +5,8 @@ load as their kind, their output is finite), this process's generator services s
 registry records it (the state change and who made it, why) in one transaction, and only then is the
 pointer that other processes' services follow rewritten from what the registry recorded. The CLI, the
 dashboard, the retrainer and the start-up fallback all go through it, so "what is active" has one source.
+A kind a service can go without (the upscaler) may also serve nothing: ``switch_off`` records its none version
+(training/registry.py) the same way, and rolling back past the kind's first promotion goes there.
 """
 
 from __future__ import annotations
