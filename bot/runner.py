@@ -23,6 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 import migrations
 from bot.commands import COMMANDS
 from bot.config import Config
+from bot.configured_store import storage_refusal, with_store
 from bot.core import Core
 from bot.jobs import OneProcessScheduler
 from bot.limits import Limits
@@ -30,7 +31,7 @@ from bot.platforms import ChatPlatforms
 from bot.redact import redacted_logs
 from bot.retraining import Retrainer
 from bot.store import Store
-from bot.store.database import Database, DatabaseUnavailable, shown_target
+from bot.store.database import Database, DatabaseUnavailable
 from bot.web import server
 from bot.web.adapter import LOCAL
 from generator.active_model import follow_promotions, read_active
@@ -71,11 +72,8 @@ def run(cfg: Config, environ: Mapping[str, str] = os.environ, *, web: bool = Fal
     try:
         with redacted_logs([*tokens.values(), admin_token, urlsplit(cfg.storage.url).password or ""]):
             return asyncio.run(serve(cfg, tokens, web=web, admin_token=admin_token))
-    except DatabaseUnavailable as e:
-        print(f"moebot run: {e} ([storage] url in bot.toml, or MOEBOT_STORAGE_URL)", file=sys.stderr)
-        return 2
-    except migrations.SchemaTooNew as e:
-        print(f"moebot run: {shown_target(cfg.storage_target)}: {e}", file=sys.stderr)
+    except (DatabaseUnavailable, migrations.SchemaTooNew) as e:
+        print(f"moebot run: {storage_refusal(cfg, e)}", file=sys.stderr)
         return 2
     except server.CannotServe as e:
         print(f"moebot run: {e}", file=sys.stderr)
@@ -136,15 +134,8 @@ def make_retrainer(cfg: Config, db: Database) -> Retrainer:
 
 
 def with_retrainer(cfg: Config, work: Callable[[Retrainer], Awaitable[int]]) -> int:
-    """``await work(retrainer)`` on the configured store (SQLite or PostgreSQL), closed after: what `moebot models`
-    and `moebot retrain` run on, so they see what the bots see."""
-    async def go() -> int:
-        store = await Store.open(cfg.storage_target, cfg.storage.data_dir)
-        try:
-            return await work(make_retrainer(cfg, store.db))
-        finally:
-            await store.close()
-    return asyncio.run(go())
+    """``await work(retrainer)`` on the configured store (see with_store)."""
+    return with_store(cfg, lambda store: work(make_retrainer(cfg, store.db)))
 
 
 async def _own_scheduler(running: contextlib.AsyncExitStack) -> AsyncIOScheduler:

@@ -122,3 +122,43 @@ def test_decompression_bomb_is_skipped(tmp_path):
     conn = _db(tmp_path)
     report = import_folder(conn, tmp_path / "data", src, progress=False)
     assert report.added == 0 and report.skipped == {"too many pixels": 1}
+
+
+def moebot_import(monkeypatch, url: str, data_dir: Path, *args: str) -> int:
+    """`moebot import ARGS` as an operator runs it, with ``[storage] url`` (MOEBOT_STORAGE_URL) set to ``url``."""
+    from bot.cli import main
+
+    monkeypatch.chdir(data_dir.parent)  # no bot.toml there
+    monkeypatch.setenv("MOEBOT_STORAGE_URL", url)
+    monkeypatch.setenv("MOEBOT_STORAGE_DATA_DIR", str(data_dir))
+    return main(["import", "--quiet", *args])
+
+
+def test_import_128_on_postgres_reads_the_colours_there(postgres_url, tmp_path, monkeypatch, capsys):
+    import psycopg
+
+    src = tmp_path / "big"
+    src.mkdir()
+    for i, (hair, eye) in enumerate([("blue", "red"), ("blonde", "green"), ("black", "purple")]):
+        draw_face(hair, eye, i, size=128).save(src / f"{i}.png")
+    assert moebot_import(monkeypatch, postgres_url, tmp_path / "data", str(src), "--size", "128") == 0
+    out = capsys.readouterr().out
+    assert "added 3 images (3 untagged)" in out and "read the colours of 3 faces" in out
+    with psycopg.connect(postgres_url) as conn:
+        rows = conn.execute("SELECT size, hair, eye, tag_confidence, path FROM images").fetchall()
+    assert len(rows) == 3
+    for size, hair, eye, confidence, path in rows:  # every face read by the classifier, its file in data_dir
+        assert size == 128 and hair is not None and eye is not None and 0 < confidence <= 1
+        assert (tmp_path / "data" / path).exists()
+    assert not (tmp_path / "data" / "moebot.db").exists()  # nothing went to a SQLite file
+
+
+def test_import_to_an_unreachable_database_is_one_line_without_its_password(tmp_path, monkeypatch, capsys):
+    from test_bot_run import free_port
+
+    draw_face("blue", "red", 0).save(tmp_path / "0.png")
+    url = f"postgresql://moebot:SECRET-PW@127.0.0.1:{free_port()}/moebot"
+    assert moebot_import(monkeypatch, url, tmp_path / "data", str(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("moebot: cannot connect to the database at postgresql://moebot@127.0.0.1:")
+    assert "MOEBOT_STORAGE_URL" in err and "SECRET-PW" not in err and "Traceback" not in err

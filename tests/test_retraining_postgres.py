@@ -1,6 +1,6 @@
-"""Retraining with the bot's database on PostgreSQL: the scheduled check and the run read the faces curated there,
-the registry is written there (a second process reads it back), and the run's lease in it keeps two processes
-from running two retrainings."""
+"""Retraining with the bot's database on PostgreSQL: `moebot import` writes the faces there, the scheduled check
+and the run read the faces curated there, the registry is written there (a second process reads it back), and
+the run's lease in it keeps two processes from running two retrainings."""
 
 import asyncio
 import os
@@ -12,8 +12,11 @@ from pathlib import Path
 
 from bot.retraining import NO_BASE_FACES, RUN_LEASE, Retrainer
 from bot.store import Store
+from conftest import make_face_folder
+from generator.tags import EYE_COLORS, HAIR_COLORS
 from training import registry
 from training.dataset import is_heldout
+from test_import import moebot_import
 from test_retraining import tiny_runs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +99,7 @@ def test_two_processes_on_one_postgres_never_run_two_retrainings(postgres_url, t
 
 
 def test_without_imported_faces_in_the_database_no_run_starts(postgres_url, tmp_path, tiny_generator_file):
-    """A database with no imported faces (`moebot import` writes the SQLite file) is told, not a failed run."""
+    """A database with no imported faces is told, not a failed run."""
     async def go():
         store = await Store.open(postgres_url, tmp_path)
         try:
@@ -108,3 +111,33 @@ def test_without_imported_faces_in_the_database_no_run_starts(postgres_url, tmp_
             await store.close()
     answer, running, held, models = asyncio.run(go())
     assert answer == NO_BASE_FACES and running is None and held is None and models == []
+
+
+def test_moebot_import_on_postgres_feeds_the_scheduled_retraining(postgres_url, tmp_path, monkeypatch, capsys,
+                                                                   tiny_generator_file):
+    """`moebot import` with [storage] url on PostgreSQL writes its rows there (a rerun adds nothing), and the
+    scheduled retraining starts on them."""
+    src, data_dir = tmp_path / "src", tmp_path / "data"
+    tags = make_face_folder(src, per_pair=8, pairs=[(h, e) for h in HAIR_COLORS[::2] for e in EYE_COLORS[::3]])
+    assert moebot_import(monkeypatch, postgres_url, data_dir, str(src)) == 0
+    assert moebot_import(monkeypatch, postgres_url, data_dir, str(src)) == 0
+    first, again = capsys.readouterr().out.splitlines()
+    assert first.startswith(f"added {len(tags)} images (0 untagged), 0 duplicates")
+    assert again.startswith(f"added 0 images (0 untagged), 0 duplicates, {len(tags)} already imported")
+    assert not (data_dir / "moebot.db").exists()  # nothing went to a SQLite file
+
+    async def go():
+        store = await Store.open(postgres_url, data_dir)
+        try:
+            imported = await store.db.fetchval("SELECT COUNT(*) FROM images WHERE status = 'base' AND hair IS NOT NULL")
+            curated = await curate(store, hair=0, n=4)
+            retrainer = Retrainer(tiny_runs(), data_dir, store.db, tiny_generator_file)
+            await retrainer.scheduled()
+            outcome = await retrainer.wait()
+            return imported, curated, outcome, await registry.trained_on(store.db, outcome.version) if outcome else None
+        finally:
+            await store.close()
+    imported, curated, outcome, trained_on = asyncio.run(go())
+    assert imported == len(tags)
+    assert outcome is not None and outcome.promoted, outcome
+    assert trained_on == {i for i, sha in curated if not is_heldout(sha)} and trained_on

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from generator.models.tagger import Tagger
 from generator.tags import EYE_COLORS, HAIR_COLORS
 from training.dataset import TAG_CONFIDENCE as CONFIDENCE, FaceDataset
+from training.sql import Sql, SqlDatabase, on_sqlite
 from training.tag_predictor import SIZE, load_tagger
 
 BATCH = 256
@@ -59,25 +60,37 @@ def read_colours(tagger: Tagger, images: list[Image.Image]) -> tuple[np.ndarray,
 
 def tag_untagged(conn: sqlite3.Connection, data_dir: Path, tagger: Tagger | None = None,
                  progress: bool = True) -> int:
-    """Read the colours of every untagged face above 64 px not read yet; returns how many. A rerun resumes."""
+    """``tag_untagged_in`` the data directory's SQLite file through ``conn``."""
+    return on_sqlite(conn, lambda db: tag_untagged_in(db, data_dir, tagger, progress))
+
+
+async def tag_untagged_in(db: SqlDatabase, data_dir: Path, tagger: Tagger | None = None,
+                          progress: bool = True) -> int:
+    """Read the colours of every untagged face above 64 px not read yet, in the bot's database (SQLite or
+    PostgreSQL); returns how many. A rerun resumes."""
     tagger = (tagger or load_tagger()).eval()
-    rows = conn.execute("SELECT id, path FROM images WHERE size > 64 AND hair IS NULL AND tag_confidence IS NULL "
-                        "ORDER BY id").fetchall()
+    rows = await db.fetchall("SELECT id, path FROM images WHERE size > 64 AND hair IS NULL AND tag_confidence IS NULL "
+                             "ORDER BY id")
     for start in tqdm(range(0, len(rows), BATCH), desc="reading colours", unit="batch", disable=not progress):
         chunk = rows[start:start + BATCH]
         hair, eye, conf = read_colours(tagger, [Image.open(data_dir / path).convert("RGB") for _, path in chunk])
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("UPDATE images SET hair = ?, eye = ?, tag_confidence = ? WHERE id = ?",
-                         [(int(h), int(e), round(float(c), 4), i) for (i, _), h, e, c in zip(chunk, hair, eye, conf)])
-        conn.execute("COMMIT")
+        async with db.transaction() as tx:
+            for (i, _), h, e, c in zip(chunk, hair, eye, conf):
+                await tx.execute("UPDATE images SET hair = ?, eye = ?, tag_confidence = ? WHERE id = ?",
+                                 (int(h), int(e), round(float(c), 4), i))
     return len(rows)
 
 
 def colour_report(conn: sqlite3.Connection, size: int, threshold: float = CONFIDENCE) -> TagReport:
+    """``colour_report_in`` the data directory's SQLite file through ``conn``."""
+    return on_sqlite(conn, lambda db: colour_report_in(db, size, threshold))
+
+
+async def colour_report_in(db: Sql, size: int, threshold: float = CONFIDENCE) -> TagReport:
     """How the classifier's readings of the ``size`` px faces fall either side of ``threshold``, per colour."""
     report = TagReport()
-    for hair, eye, conf in conn.execute("SELECT hair, eye, tag_confidence FROM images WHERE size = ? "
-                                        "AND tag_confidence IS NOT NULL", (size,)):
+    for hair, eye, conf in await db.fetchall("SELECT hair, eye, tag_confidence FROM images WHERE size = ? "
+                                             "AND tag_confidence IS NOT NULL", (size,)):
         sure = conf >= threshold
         (report.confident_hair if sure else report.unsure_hair)[hair] += 1
         (report.confident_eye if sure else report.unsure_eye)[eye] += 1

@@ -4,6 +4,9 @@ Every image is normalised to a square RGB face (64x64 by default, 128x128 for
 the higher-resolution set), stored once by the SHA-256 of its pixels and recorded
 in the database with its size. Files already handled by an earlier run of the
 same import are skipped, so a killed import resumes where it stopped.
+
+The rows go to the bot's database, SQLite or PostgreSQL (``[storage] url``), through the store's interface
+(training/sql.py); the faces go to the data directory that every bot process shares.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from generator.tags import N_EYE, N_HAIR, parse_tag_text
+from training.sql import Sql, SqlDatabase, on_sqlite
 
 SIZE = 64  # the tagged set's resolution, and the default
 SIZES = (64, 128)
@@ -152,13 +156,20 @@ def list_images(folder: Path) -> list[Path]:
 
 def import_folder(conn: sqlite3.Connection, data_dir: Path, folder: Path, progress: bool = True,
                   size: int = SIZE) -> ImportReport:
-    """Import every image under ``folder`` at ``size`` px; a source imported at another size is another source."""
+    """``import_into`` the data directory's SQLite file through ``conn``."""
+    return on_sqlite(conn, lambda db: import_into(db, data_dir, folder, progress, size))
+
+
+async def import_into(db: SqlDatabase, data_dir: Path, folder: Path, progress: bool = True,
+                      size: int = SIZE) -> ImportReport:
+    """Import every image under ``folder`` at ``size`` px into the bot's database (SQLite or PostgreSQL), the
+    files into ``data_dir``; a source imported at another size is another source."""
     if size not in SIZES:
         raise ValueError(f"size must be one of {', '.join(map(str, SIZES))}, not {size}")
     folder = folder.resolve()
     source = f"import:{folder.name}" + ("" if size == SIZE else f"@{size}")
     tags = read_tags(folder)
-    done = {name for (name,) in conn.execute("SELECT source_name FROM import_log WHERE source = ?", (source,))}
+    done = {name for (name,) in await db.fetchall("SELECT source_name FROM import_log WHERE source = ?", (source,))}
     report = ImportReport()
     files = list_images(folder)
     pending: list[tuple[str, Path]] = []
@@ -171,48 +182,59 @@ def import_folder(conn: sqlite3.Connection, data_dir: Path, folder: Path, progre
     bar = tqdm(total=len(pending), desc=f"importing {folder.name}", unit="img", disable=not progress)
     for start in range(0, len(pending), BATCH):
         chunk = pending[start:start + BATCH]
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for name, path in chunk:
-                _import_one(conn, data_dir, source, name, path, tags, report, size)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        faces = [(name, _read_face(data_dir, path, size), tags.get(path.stem) if tags is not None else None)
+                 for name, path in chunk]  # the files are written before the transaction, never inside it
+        async with db.transaction() as tx:
+            for name, face, tag in faces:
+                await _record(tx, source, name, face, tag, report, size)
         bar.update(len(chunk))
     bar.close()
     return report
 
 
-def _import_one(conn: sqlite3.Connection, data_dir: Path, source: str, name: str, path: Path,
-                tags: dict[str, Tags | None] | None, report: ImportReport, size: int) -> None:
+async def import_command(db: SqlDatabase, data_dir: Path, folder: Path, size: int, progress: bool) -> str:
+    """What `moebot import` does, on the configured database; returns its summary. The untagged higher-resolution
+    set gets its colours read by the classifier."""
+    summary = (await import_into(db, data_dir, folder, progress, size)).summary()
+    if size == SIZE:
+        return summary
+    from training.auto_tags import colour_report_in, tag_untagged_in  # torch is needed only here
+
+    await tag_untagged_in(db, data_dir, progress=progress)
+    return f"{summary}\n{(await colour_report_in(db, size)).summary()}"
+
+
+def _read_face(data_dir: Path, path: Path, size: int) -> tuple[str, str] | str:
+    """(sha256, stored path) of the file's face, written once by content (a face a crash left without its row
+    is found there again); or why the file is skipped."""
     if path.suffix.lower() not in IMAGE_SUFFIXES:
-        reason = f"not an image file ({path.suffix or 'no suffix'})"
-        report.skipped[reason] += 1
-        conn.execute("INSERT INTO import_log VALUES (?, ?, ?, NULL)", (source, name, f"skipped: {reason}"))
-        return
+        return f"not an image file ({path.suffix or 'no suffix'})"
     try:
         img = normalise_image(path.read_bytes(), size)
     except ValueError as e:
-        report.skipped[str(e)] += 1
-        conn.execute("INSERT INTO import_log VALUES (?, ?, ?, NULL)", (source, name, f"skipped: {e}"))
-        return
-    tag = tags.get(path.stem) if tags is not None else None
+        return str(e)
     sha = pixel_hash(img)
-    row = conn.execute("SELECT id, hair FROM images WHERE sha256 = ?", (sha,)).fetchone()
+    return sha, store_image(data_dir, img, sha)
+
+
+async def _record(tx: Sql, source: str, name: str, face: tuple[str, str] | str, tag: Tags | None,
+                  report: ImportReport, size: int) -> None:
+    if isinstance(face, str):
+        report.skipped[face] += 1
+        await tx.execute("INSERT INTO import_log VALUES (?, ?, ?, NULL)", (source, name, f"skipped: {face}"))
+        return
+    sha, rel = face
+    row = await tx.fetchone("SELECT id, hair FROM images WHERE sha256 = ?", (sha,))
     if row is not None:
         report.duplicates += 1
         if row[1] is None and tag is not None:  # a tagged copy of an untagged image adds its tags
-            conn.execute("UPDATE images SET hair = ?, eye = ? WHERE id = ?", (*tag, row[0]))
-        conn.execute("INSERT INTO import_log VALUES (?, ?, 'duplicate', ?)", (source, name, row[0]))
+            await tx.execute("UPDATE images SET hair = ?, eye = ? WHERE id = ?", (*tag, row[0]))
+        await tx.execute("INSERT INTO import_log VALUES (?, ?, 'duplicate', ?)", (source, name, row[0]))
         return
-    rel = store_image(data_dir, img, sha)
     hair, eye = tag if tag is not None else (None, None)
-    cur = conn.execute(
-        "INSERT INTO images (sha256, path, hair, eye, source, source_name, size) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (sha, rel, hair, eye, source, name, size),
-    )
-    conn.execute("INSERT INTO import_log VALUES (?, ?, 'added', ?)", (source, name, cur.lastrowid))
+    image_id = await tx.fetchval(
+        "INSERT INTO images (sha256, path, hair, eye, source, source_name, size) VALUES (?, ?, ?, ?, ?, ?, ?) "
+        "RETURNING id", (sha, rel, hair, eye, source, name, size))
+    await tx.execute("INSERT INTO import_log VALUES (?, ?, 'added', ?)", (source, name, image_id))
     report.added += 1
     report.untagged += tag is None
-
