@@ -12,6 +12,7 @@ from bot.config import Config, ConfigError, load_config
 
 if TYPE_CHECKING:
     from bot.retraining import Retrainer
+    from bot.store import Store
 
 DESCRIPTION = ("Anime faces: import a data set, train and judge generators, draw faces and sketches, manage the "
                "served model, and run the chat bot. One subcommand per job; 'moebot SUBCOMMAND --help' shows its "
@@ -19,25 +20,18 @@ DESCRIPTION = ("Anime faces: import a data set, train and judge generators, draw
 
 
 def cmd_import(args: argparse.Namespace, cfg: Config) -> int:
-    import migrations
-    from training.importer import import_folder
+    from bot.configured_store import with_store
+    from training.importer import import_command
 
     folder = Path(args.path)
     if not folder.is_dir():
         print(f"moebot import: {folder} is not a folder", file=sys.stderr)
         return 2
-    conn = migrations.connect(cfg.database)
-    try:
-        report = import_folder(conn, cfg.storage.data_dir, folder, progress=not args.quiet, size=args.size)
-        print(report.summary())
-        if args.size > 64:  # the higher-resolution set is untagged: the classifier reads its colours
-            from training.auto_tags import colour_report, tag_untagged
 
-            tag_untagged(conn, cfg.storage.data_dir, progress=not args.quiet)
-            print(colour_report(conn, args.size).summary())
-    finally:
-        conn.close()
-    return 0
+    async def go(store: Store) -> int:
+        print(await import_command(store.db, cfg.storage.data_dir, folder, args.size, progress=not args.quiet))
+        return 0
+    return with_store(cfg, go)
 
 
 RESUME_OVERRIDES = ("threads", "device", "clock", "g_cls_weight", "crude_share")
