@@ -297,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, help="acgan: G's Adam learning rate (default: the preset's)")
     train.add_argument("--lr-d", dest="lr_d", type=float, help="acgan: D's Adam learning rate (default: the preset's)")
     train.add_argument("--snapshot-every", dest="snapshot_every", type=int)
+    train.add_argument("--d-warmup", dest="d_warmup", type=int, help="acgan fine-tune: first steps train only D")
     train.add_argument("--sample-every", dest="sample_every", type=int)
     train.add_argument("--epochs", type=int, help="tagger: passes over the train split")
     train.add_argument("--doodles", help="cyclegan: QuickDraw doodles .npy, (N, 28, 28) uint8 white on black")
