@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 
 from playwright.sync_api import expect, sync_playwright
 
-from bot.commands import parse
+from bot.commands import COMMANDS, parse
 from bot.config import WebConfig
 from bot.store import NewPicture
 from bot.web import server
@@ -150,6 +150,16 @@ def test_grid_morph_top_and_help_answer_in_the_page(served, page):
     assert "/waifu" in say(page, "/help").locator(".text").inner_text()
     assert "Draw on the pad" in say(page, "/sketch").locator(".text").inner_text()  # a bare /sketch: how, here
     assert "I don't know the command /nope" in say(page, "/nope").locator(".text").inner_text()
+
+
+def test_the_input_suggests_every_command_of_the_registry(served, page):
+    """The playground's suggestions come from the command registry, as /help and the chat menus do."""
+    page.goto(served.url)
+    page.wait_for_function("document.querySelectorAll('#commands option').length > 0")
+    options = page.eval_on_selector_all("#commands option", "os => os.map(o => [o.value, o.label])")
+    assert [value for value, _ in options] == [f"/{spec.name}" for spec in COMMANDS]
+    assert options[0][1].startswith("/waifu [hair] [eye] [count] [seed] — draw faces")
+    assert page.locator("#text").get_attribute("list") == "commands"
 
 
 def test_user_text_is_shown_as_text_never_run_as_html(served, page):
