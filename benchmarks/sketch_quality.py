@@ -37,7 +37,7 @@ from generator.images import grid, to_uint8  # noqa: E402
 from generator.models import tag_condition  # noqa: E402
 from generator.tags import EYE_COLORS, HAIR_COLORS  # noqa: E402
 from generator.sampler import SketchSampler  # noqa: E402
-from generator.weights import BUNDLED_GENERATOR, BUNDLED_SKETCH, load_module  # noqa: E402
+from generator.weights import BUNDLED_GENERATOR, load_module  # noqa: E402
 from training.dataset import FaceDataset  # noqa: E402
 from training.metrics import classify, frechet_distance  # noqa: E402
 from training.rough_drawings import rough_set  # noqa: E402
@@ -90,8 +90,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="data")
     p.add_argument("--doodles", required=True, help="QuickDraw smiley bitmaps .npy (28x28 uint8)")
-    p.add_argument("--weights", default=str(BUNDLED_SKETCH), help="sketch weights: a CycleGAN generator or a sketch "
-                   "encoder (drawn through the face model it was trained against)")
+    p.add_argument("--weights", default=str(SketchSampler.bundled), help="sketch weights: a CycleGAN generator or a "
+                   "sketch encoder (drawn through the face model it was trained against)")
     p.add_argument("--face-weights", default=str(BUNDLED_GENERATOR))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)

@@ -34,14 +34,15 @@ def cmd_import(args: argparse.Namespace, cfg: Config) -> int:
     return with_store(cfg, go)
 
 
-RESUME_OVERRIDES = ("threads", "device", "clock", "g_cls_weight", "crude_share")
+RESUME_OVERRIDES = ("threads", "device", "clock", "g_cls_weight", "crude_share", "noise")
 
 
 def train_options(options_cls: type, args: argparse.Namespace, cfg: Config):
     """The options a run trains with: from the command line, or on ``--resume`` as saved in the run folder.
 
     A resume keeps the recipe as saved, except what a resume may change: the budget, where it runs, and the
-    fine-tuning knobs (the classification weight, the crude line-art share); changes go to resumes.jsonl."""
+    fine-tuning knobs (the classification weight, the crude line-art share) and the sketch encoder's exported
+    noise share; changes go to resumes.jsonl."""
     import dataclasses
     import json
 
@@ -296,8 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="default preset: weight of G's colour-classification loss (lower = more varied faces)")
     train.add_argument("--lr", type=float, help="acgan: G's Adam learning rate (default: the preset's)")
     train.add_argument("--lr-d", dest="lr_d", type=float, help="acgan: D's Adam learning rate (default: the preset's)")
-    train.add_argument("--snapshot-every", dest="snapshot_every", type=int)
     train.add_argument("--d-warmup", dest="d_warmup", type=int, help="acgan fine-tune: first steps train only D")
+    train.add_argument("--snapshot-every", dest="snapshot_every", type=int)
     train.add_argument("--sample-every", dest="sample_every", type=int)
     train.add_argument("--epochs", type=int, help="tagger: passes over the train split")
     train.add_argument("--doodles", help="cyclegan: QuickDraw doodles .npy, (N, 28, 28) uint8 white on black")
@@ -306,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="cyclegan: share of faces painted from crude (doodle-like) line art (default 0.5)")
     train.add_argument("--face", help="sketch-encoder: the face generator's weights (default: the active face "
                        "model, else the bundled one)")
+    train.add_argument("--noise", type=float, help="sketch-encoder: share of the seed's latent in the exported "
+                       "encoder's latents, 0 (the drawing alone) to 1 (default 0.6)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 

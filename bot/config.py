@@ -39,7 +39,7 @@ class StorageConfig:
 class GeneratorConfig:
     weights: str = ""  # used until `moebot models promote` makes other weights active
     sketch_weights: str = ""  # the sketch model (either kind below); empty = the bundled one of sketch_mode
-    sketch_mode: str = "cyclegan"  # "encoder": sketch encoder + face generator; "cyclegan": the sketch CycleGAN
+    sketch_mode: str = "encoder"  # "encoder": sketch encoder + face generator; "cyclegan": the sketch CycleGAN
     device: str = "auto"
     threads: int = 0
     backend: str = "local"  # "local": a worker process; "ray": Ray Serve replicas

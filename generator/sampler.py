@@ -193,9 +193,10 @@ class FaceSampler(Sampler):
 
 
 class SketchSampler(Sampler):
-    """The sketch-to-face generator: a drawing (ink -1 on paper +1), colours and a seed -> a face."""
+    """The sketch model: a drawing (ink -1 on paper +1), colours and a seed -> a face, by the CycleGAN's
+    sketch-to-face generator or by a sketch encoder and the face generator it was trained against."""
 
-    bundled = BUNDLED_SKETCH
+    bundled = BUNDLED_SKETCH_ENCODER  # [generator] sketch_mode's default, "encoder"
     archs = ("sketch2face", "sketch-encoder")
 
     @classmethod

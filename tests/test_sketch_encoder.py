@@ -14,6 +14,7 @@ from bot.config import SKETCH_MODES as CONFIG_MODES, ConfigError, load_config
 from bot.runner import configured_weights
 from generator.images import to_uint8
 from generator.models import tag_condition
+from generator.model_check import check_weights
 from generator.models.sketch_encoder import SketchEncoder, SketchEncoderConfig, on_prior_shell
 from generator.sampler import SKETCH_MODES, SketchSampler, latent
 from generator.service import GeneratorService, ServiceOptions
@@ -80,6 +81,10 @@ def test_weights_round_trip_and_name_the_face_model_they_need(tmp_path, encoder_
                if v.is_floating_point())
     s = torch.ones(2, 1, 64, 64)
     assert torch.allclose(E.latent(s).norm(dim=1), torch.full((2,), 128 ** 0.5))  # on the prior's shell
+    seeds = torch.randn(2, 128)
+    assert not torch.equal(E.latent(s, seeds), E.latent(s))  # the seed's latent fills in its share...
+    E.cfg.noise = 0.0
+    assert torch.equal(E.latent(s, seeds), E.latent(s))  # ...and with none, the drawing alone decides
 
     copy = tmp_path / "run" / "enc.safetensors"  # a copied run folder with its face model beside it
     copy.parent.mkdir()
@@ -109,26 +114,35 @@ def test_the_encoder_path_draws_the_face_generator_face_in_the_colours_asked(enc
     assert not torch.equal(faces[0], faces[1])  # the colours reach the generator
 
 
-def test_a_service_serves_the_encoder_as_the_sketch_kind(encoder_file, tiny_generator_file):
-    async def go():
-        async with GeneratorService({"face": tiny_generator_file, "sketch": encoder_file},
-                                    ServiceOptions(threads=1)) as svc:
-            return await svc.sketch(torch.ones(1, 1, 64, 64), [3], [4], [9])
+def test_a_running_service_swaps_the_cyclegan_for_an_encoder_as_the_sketch_kind(encoder_file, tiny_generator_file,
+                                                                                 tiny_sketch_file):
+    assert check_weights(encoder_file) == "sketch"  # what `moebot models promote` checks first
 
-    drawn = asyncio.run(go())
+    async def go():
+        async with GeneratorService({"face": tiny_generator_file, "sketch": tiny_sketch_file},
+                                    ServiceOptions(threads=1)) as svc:
+            before = await svc.sketch(torch.ones(1, 1, 64, 64), [3], [4], [9])
+            await svc.promote(encoder_file, "sketch")
+            return before, await svc.sketch(torch.ones(1, 1, 64, 64), [3], [4], [9]), svc.models["sketch"]
+
+    before, drawn, loaded = asyncio.run(go())
     eager = SketchSampler.load(encoder_file, "cpu").faces(torch.ones(1, 1, 64, 64), [3], [4], [9])
-    assert drawn.version == "enc-v1" and (drawn.images.int() - eager.int()).abs().max() <= 1
+    assert before.version == "sketch-v1" and drawn.version == loaded.version == "enc-v1" and loaded.z_dim == 128
+    assert (drawn.images.int() - eager.int()).abs().max() <= 1
 
 
 def test_sketch_mode_picks_the_encoder_or_the_cyclegan(tmp_path, encoder_file, tiny_sketch_file, monkeypatch,
                                                         capsys):
     assert set(CONFIG_MODES) == set(SKETCH_MODES)
+    (tmp_path / "empty.toml").write_text("")
+    default = load_config(tmp_path / "empty.toml", {}).generator.sketch_mode  # the default mode serves by default
+    assert SketchSampler.bundled == SKETCH_MODES[default] == SKETCH_MODES["encoder"]
     monkeypatch.setitem(SKETCH_MODES, "encoder", encoder_file)  # the bundled weights of each mode
     monkeypatch.setitem(SKETCH_MODES, "cyclegan", tiny_sketch_file)
-    monkeypatch.setattr(SketchSampler, "bundled", tiny_sketch_file)
+    monkeypatch.setattr(SketchSampler, "bundled", encoder_file)
     drawn = tmp_path / "in.png"
     drawn.write_bytes(encoded(drawing()))
-    for mode, version, weights in (("encoder", "enc-v1", str(encoder_file)), ("cyclegan", "sketch-v1", None)):
+    for mode, version, weights in (("encoder", "enc-v1", None), ("cyclegan", "sketch-v1", str(tiny_sketch_file))):
         config = tmp_path / f"{mode}.toml"
         config.write_text(f'[generator]\nsketch_mode = "{mode}"\n')
         assert configured_weights(load_config(config, {}))["sketch"] == weights
@@ -146,9 +160,10 @@ def test_cli_trains_an_encoder_against_the_face_model_named_and_evaluates_it(tmp
     run = tmp_path / "run"
     common = ["train", "sketch-encoder", "--run", str(run), "--threads", "1", "--batch", "2", "--quiet"]
     assert main([*common, "--face", str(tiny_generator_file), "--steps", "1"]) == 0
-    assert main([*common, "--steps", "2", "--resume"]) == 0
+    assert main([*common, "--steps", "2", "--resume", "--noise", "0.5"]) == 0
     weights = run / "sketch-encoder.safetensors"
-    assert read_metadata(weights)["step"] == 2 and read_metadata(weights)["face"]["version"] == "tiny@0"
+    meta = read_metadata(weights)
+    assert meta["step"] == 2 and meta["face"]["version"] == "tiny@0" and meta["config"]["noise"] == 0.5
     capsys.readouterr()
     assert main(["evaluate", "--weights", str(weights), "--data", str(face_data_dir), "--doodles", str(doodles)]) == 0
     assert "hair colours, none asked" in capsys.readouterr().out

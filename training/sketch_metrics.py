@@ -53,7 +53,7 @@ from generator.models import tag_condition
 from generator.models.tagger import Tagger
 from generator.sampler import SketchSampler
 from generator.tags import N_EYE, N_HAIR
-from generator.weights import BUNDLED_SKETCH, BUNDLED_TAGGER, load_module
+from generator.weights import BUNDLED_TAGGER, load_module
 from training.dataset import FaceDataset
 from training.fidelity import evenly_spaced, inception_features, kid, real_features
 from training.metrics import BATCH, classify, frechet_distance
@@ -248,7 +248,7 @@ def evaluate_sketch_weights(weights: str | Path | None, data_dir: str | Path, do
                             tagger_path: str | Path | None = None, seed: int = 0) -> dict:
     """``moebot evaluate`` for a sketch model (a CycleGAN generator, or a sketch encoder drawn through its face
     generator): the figures above, plus a printable table."""
-    weights = Path(weights) if weights else BUNDLED_SKETCH
+    weights = Path(weights) if weights else SketchSampler.bundled
     sampler = SketchSampler.load(weights, "cpu")
     G = sampler.G
     result: dict = {"model": f"{weights.name} ({sampler.version})",

@@ -57,6 +57,7 @@ class SketchEncoderOptions:
     lr: float = 5e-4
     consistency_weight: float = 2.0   # L1 of the re-drawn face to the face, against latent MSE weight 1
     rough_share: float = 0.5          # drawings that are rough pad drawings (the rest: crude line art)
+    noise: float = 0.6                # the exported encoder's share of the seed's latent (see SketchEncoderConfig)
 
 
 def drawings(faces: torch.Tensor, n_rough: int, first_seed: int, gen: torch.Generator | None = None
@@ -109,7 +110,7 @@ def training_loop(opts: SketchEncoderOptions, resume: bool = False, progress: bo
     face_path = Path(opts.face) if opts.face else BUNDLED_GENERATOR
     G_face, _ = load_module(face_path, device)
     G_face.requires_grad_(False)
-    cfg = SketchEncoderConfig(z_dim=G_face.cfg.z_dim, ch=opts.ch)
+    cfg = SketchEncoderConfig(z_dim=G_face.cfg.z_dim, ch=opts.ch, noise=opts.noise)
     E = SketchEncoder(cfg).to(device)
     opt = torch.optim.Adam(E.parameters(), opts.lr, betas=(0.9, 0.99))
     parts = {"E": E, "opt": opt}
