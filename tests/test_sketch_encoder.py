@@ -12,11 +12,13 @@ import torch
 from bot.cli import main
 from bot.config import SKETCH_MODES as CONFIG_MODES, ConfigError, load_config
 from bot.runner import configured_weights
-from generator.images import to_uint8
+from fakes.bot_parts import tiny_upscaler_weights
+from generator.images import from_pil, to_uint8
 from generator.models import tag_condition
 from generator.model_check import check_weights
 from generator.models.sketch_encoder import SketchEncoder, SketchEncoderConfig, on_prior_shell
-from generator.sampler import SKETCH_MODES, SketchSampler, latent
+from generator.requests import SketchRequest
+from generator.sampler import SKETCH_MODES, SketchSampler, UpscalerSampler, latent
 from generator.service import GeneratorService, ServiceOptions
 from generator.weights import face_reference, find_face, load_module, read_metadata, save_module
 from test_sketch_data import draw_doodles
@@ -167,3 +169,19 @@ def test_cli_trains_an_encoder_against_the_face_model_named_and_evaluates_it(tmp
     capsys.readouterr()
     assert main(["evaluate", "--weights", str(weights), "--data", str(face_data_dir), "--doodles", str(doodles)]) == 0
     assert "hair colours, none asked" in capsys.readouterr().out
+
+
+def test_a_sketch_shown_at_128_px_goes_through_the_active_upscaler(encoder_file, tiny_generator_file, tmp_path):
+    up = tiny_upscaler_weights(tmp_path / "up.safetensors", version="up-v1")
+    pad = np.ones((64, 64), np.float32)
+
+    async def go():
+        async with GeneratorService({"face": tiny_generator_file, "sketch": encoder_file, "upscaler": up},
+                                    ServiceOptions(threads=1)) as svc:
+            return [await svc.pictures(SketchRequest(pad, 3, 4, 9, size)) for size in (64, 128)]
+
+    small, large = asyncio.run(go())
+    face = SketchSampler.load(encoder_file, "cpu").faces(torch.from_numpy(pad)[None, None], [3], [4], [9])
+    eager = from_pil(large.images[0])[None].int() - UpscalerSampler.load(up, "cpu").draw(face).int()
+    assert small.version == "enc-v1" and small.images[0].size == (64, 64)
+    assert large.version == "enc-v1+up-v1" and large.images[0].size == (128, 128) and eager.abs().max() <= 1
