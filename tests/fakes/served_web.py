@@ -17,7 +17,8 @@ from bot.config import WebConfig
 from bot.core import Core
 from bot.web import server
 from fakes.bot_parts import closed, make_core
-from generator.weights import BUNDLED_GENERATOR, BUNDLED_SKETCH
+from generator.sampler import SketchSampler
+from generator.weights import BUNDLED_GENERATOR
 
 
 class Site:
@@ -55,7 +56,7 @@ class Served(Site):
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        sketch = BUNDLED_SKETCH if weights == BUNDLED_GENERATOR else None  # real faces: real sketches too
+        sketch = SketchSampler.bundled if weights == BUNDLED_GENERATOR else None  # real faces: real sketches too
         self.core = self.call(make_core(data_dir, weights=weights, sketch_weights=sketch, compile=False))
         self.core.display_size = 256  # as in bot.toml: the screenshots show what a user sees
         site = self.call(start_site(self.core, runs_dir, admin_token, host))
