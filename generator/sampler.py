@@ -111,6 +111,12 @@ def morph_inputs(start: tuple[int, int, int], end: tuple[int, int, int], frames:
     return torch.stack([slerp(z0, z1, t) for t in ts]), torch.stack([torch.lerp(c0, c1, t) for t in ts])
 
 
+def upscales(face_px: int, size: int) -> bool:
+    """Whether faces drawn at ``face_px`` and shown at ``size`` px go through the 2x upscaler: 64 px faces shown
+    at 128 px or more (a 128 px face model's faces never do)."""
+    return face_px == 64 and size >= 128
+
+
 class Sampler:
     """A generator's weights loaded for drawing: the network in eval mode, its version, its device."""
 
@@ -160,7 +166,7 @@ class FaceSampler(Sampler):
     def enlarge(self, faces: torch.Tensor, size: int) -> torch.Tensor:
         """(B, 3, 64 or 128, ...) uint8 faces at ``size`` px: a 64 px face goes through the upscaler when there
         is one, and Lanczos goes the rest of the way (never from 64 px past a 128 px face a model drew)."""
-        if self.upscaler is not None and size >= 128 and faces.shape[-1] == 64:
+        if self.upscaler is not None and upscales(faces.shape[-1], size):
             faces = self.upscaler.draw(faces)
         if faces.shape[-1] == size:
             return faces

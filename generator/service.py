@@ -47,7 +47,7 @@ from generator.metrics import ServiceMetrics
 from generator.model_kinds import KINDS, Loaded, Weights, weights_map
 from generator.requests import (FaceRequest, GenerationFailed, GridRequest, ModelUnavailable, MorphRequest, Pictures,
                                 QueueFull, Request)
-from generator.sampler import face_inputs, mode_rows, morph_inputs
+from generator.sampler import face_inputs, mode_rows, morph_inputs, upscales
 from generator.worker_process import WorkerFailed, WorkerProcess, describe
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ class DrawingService(abc.ABC):
         ``size`` >= 128, the faces are 64 px and an upscaler is active, else the faces as they are (a 128 px face
         model's own); the caller resizes the rest of the way with Lanczos (``to_pil(face, size)``), as ``enlarge``
         does."""
-        if size < 128 or drawn.images.shape[-1] >= 128 or not self.options.upscale or not self.serves("upscaler"):
+        if not upscales(drawn.images.shape[-1], size) or not self.options.upscale or not self.serves("upscaler"):
             return drawn
         up = await self.run("upscaler", drawn.images, timeout=timeout)
         return Drawn(up.images, f"{drawn.version}+{up.version}")

@@ -86,10 +86,11 @@ class DefaultObjective:
 
     batch, lr, lr_d, betas, ema = 64, 2e-4, 2e-4, (0.5, 0.999), True
     model = acgan
+    model_options: dict = {}  # the model's Config fields that the preset fixes
 
     def __init__(self, opts: TrainOptions):
         widths = {k: v for k in ("g_ch", "d_ch") if (v := getattr(opts, k)) is not None}
-        self.config = self.model.Config(**widths)
+        self.config = self.model.Config(**widths, **self.model_options)
         self.G, self.D = self.model.Generator(self.config), self.model.Discriminator(self.config)
         self.g_cls_weight = opts.g_cls_weight
 
@@ -137,12 +138,8 @@ class FaceGAN128Objective(FaceGANObjective):
     are rare in it, so each D step also classifies a half batch of the tagged 64 px faces through D's 64 px
     entry: the colours are learnt from 34k tagged faces, the look from the 128 px ones."""
 
-    def __init__(self, opts: TrainOptions):
-        widths = {k: v for k in ("g_ch", "d_ch") if (v := getattr(opts, k)) is not None}
-        self.config = self.model.Config(**widths, size=128)
-        self.G, self.D = self.model.Generator(self.config), self.model.Discriminator(self.config)
-        self.g_cls_weight = opts.g_cls_weight
-        self.colours: FaceDataset | None = None
+    model_options = {"size": 128}
+    colours: FaceDataset  # the tagged 64 px faces, set by load_data
 
     def load_data(self, data_dir: str, progress: bool) -> FaceDataset:
         self.colours = super().load_data(data_dir, progress)
@@ -167,8 +164,7 @@ class SeedObjective:
         self.G.apply(seed_acgan.init_weights)
         self.D.apply(seed_acgan.init_weights)
 
-    def load_data(self, data_dir: str, progress: bool) -> FaceDataset:
-        return FaceDataset.load(data_dir, "train", progress=progress)
+    load_data = DefaultObjective.load_data
 
     def d_loss(self, real, fake, tags, fake_tags):
         hair, eye = tags
@@ -194,6 +190,7 @@ PRESETS: dict[str, Callable[[TrainOptions], Objective]] = {
     "default": DefaultObjective, "face-gan": FaceGANObjective, "face-gan-128": FaceGAN128Objective,
     "seed-acgan": SeedObjective}
 PRESET_OF_ARCH = {"acgan": "default", "face-gan": "face-gan", "seed-acgan": "seed-acgan"}
+EMA_HALF_LIFE_IMAGES = 10_000
 
 
 def preset_of(config: dict) -> str:
@@ -224,14 +221,11 @@ def fill_untagged(tags: Tags, data: FaceDataset) -> Tags:
     return filled[0], filled[1]
 
 
-def load_matching(net: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+def load_matching(net: nn.Module, state: dict[str, torch.Tensor]) -> None:
     """Copy the tensors of ``state`` whose name and shape ``net`` shares (growing a 64 px face GAN to 128 px
-    keeps every layer but the new ones); return the names left at their fresh initialisation."""
+    keeps every layer but the new ones, which keep their fresh initialisation)."""
     own = net.state_dict()
-    shared = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    net.load_state_dict(shared, strict=False)
-    return sorted(set(own) - set(shared))
-EMA_HALF_LIFE_IMAGES = 10_000
+    net.load_state_dict({k: v for k, v in state.items() if k in own and own[k].shape == v.shape}, strict=False)
 
 
 def batch_weights(data: FaceDataset, share: float, half: int) -> torch.Tensor | None:
