@@ -6,7 +6,11 @@ up). The run is the bot's own: ``Retrainer`` starts ``python -m training.retrain
 fixed held-out faces. Prints the wall time and the figures before and after. Works on a scratch copy
 of the database (faces and caches are linked, not copied), so the data directory is left as it was.
 
-    python benchmarks/retrain_gate.py --data data [--hair pink] [--curated 300] [--steps 1500]
+    python benchmarks/retrain_gate.py --data data [--hair pink] [--curated 300] [--steps 1500] [--minutes 45]
+        [--weights G.safetensors --discriminator D.safetensors]
+
+A face-gan parent needs its discriminator (--discriminator): a fresh one first drags the generator towards
+what it can tell apart, and faces blotch.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from bot.config import TrainingConfig  # noqa: E402
 from bot.retraining import Retrainer  # noqa: E402
 from bot.store import Store  # noqa: E402
 from generator.tags import HAIR_COLORS  # noqa: E402
-from generator.weights import BUNDLED_GENERATOR  # noqa: E402
+from generator.weights import BUNDLED_GENERATOR, read_metadata  # noqa: E402
 from training.dataset import DB_NAME, is_heldout  # noqa: E402
 
 FIGURES = ("hair_ratio", "eye_ratio", "diversity_ratio", "fd", "hair_acc", "eye_acc")
@@ -58,10 +62,12 @@ def curate(data: Path, hair: int, n: int) -> int:
 
 
 async def run(args: argparse.Namespace, data: Path) -> int:
-    cfg = dataclasses.replace(TrainingConfig(), steps=args.steps, threads=args.threads)
+    cfg = dataclasses.replace(TrainingConfig(), steps=args.steps, minutes=args.minutes, threads=args.threads)
     store = await Store.open(data / DB_NAME, data)
     try:
         retrainer = Retrainer(cfg, data, store.db, Path(args.weights))
+        if args.discriminator:
+            await keep_discriminator(retrainer, args.discriminator)
         t0 = time.monotonic()
         print(await retrainer.start("benchmark"), flush=True)
         outcome = await retrainer.wait()
@@ -69,7 +75,10 @@ async def run(args: argparse.Namespace, data: Path) -> int:
         record = next(m for m in await retrainer.models() if m.version == outcome.version)
     finally:
         await store.close()
-    print(f"run {outcome.version}: {wall / 60:.1f} min wall ({args.steps} steps, {args.threads} thread(s), nice 10)")
+    reached = read_metadata(record.run_dir / "generator.safetensors")  # the run's last export
+    print(f"run {outcome.version}: {wall / 60:.1f} min wall; training loop {reached.get('step')} steps in "
+          f"{reached.get('train_minutes')} CPU-minutes (budget {args.steps} steps or {args.minutes:g} CPU-minutes, "
+          f"{args.threads} thread(s), nice 10)")
     print(f"{'figure':<16}{'active':>10}{'candidate':>11}")
     for k in FIGURES:
         if k in record.metrics:
@@ -81,14 +90,27 @@ async def run(args: argparse.Namespace, data: Path) -> int:
     return 0
 
 
+async def keep_discriminator(retrainer: Retrainer, path: Path) -> None:
+    """Record ``path`` as the serving model's partner, where the bot keeps it: beside the generator in its run
+    folder (a scratch folder here), so the run starts from that pair as the bot's would."""
+    version, _ = await retrainer.lifecycle.serving("face")
+    folder = retrainer.data_dir / "retrain" / "parent"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, folder / "discriminator.safetensors")
+    await retrainer.db.execute("UPDATE models SET run_dir = ? WHERE version = ?", (str(folder), version))
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, type=Path, help="a data directory after `moebot import`")
     p.add_argument("--hair", default="pink", choices=HAIR_COLORS)
     p.add_argument("--curated", type=int, default=300)
     p.add_argument("--steps", type=int, default=TrainingConfig.steps)
+    p.add_argument("--minutes", type=float, default=TrainingConfig.minutes,
+                   help="CPU-minutes of the training loop (0: the steps alone end the run)")
     p.add_argument("--threads", type=int, default=TrainingConfig.threads)
     p.add_argument("--weights", default=str(BUNDLED_GENERATOR), help="the model that serves now")
+    p.add_argument("--discriminator", type=Path, help="the serving model's discriminator (a face-gan parent needs it)")
     p.add_argument("--grid", type=Path, help="copy the before|after grid here")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

@@ -93,6 +93,7 @@ class TrainingConfig:
     every_s: float = 0.0  # check every N seconds instead of by cron (tests, tiny deployments); 0 = cron
     min_new: int = 50  # curated faces the active model was not trained on that start a run
     steps: int = 1500  # fine-tuning steps per run
+    minutes: float = 45.0  # or CPU-minutes of the training loop, whichever ends first (0: steps only)
     batch: int = 64
     threads: int = 1  # torch threads of the training process, which also runs at nice 10
     d_warmup: int = 100  # first steps train only the fresh discriminator
@@ -195,6 +196,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("[curation] reject_below must not be above curate_above")
     if cfg.training.backend not in ("local", "ray"):
         raise ConfigError(f"[training] backend must be local or ray, got {cfg.training.backend!r}")
+    if cfg.training.minutes < 0:
+        raise ConfigError("[training] minutes must be at least 0 (0: the steps alone end a run)")
     if not 0 <= cfg.training.curated_share < 1:
         raise ConfigError("[training] curated_share must be at least 0 and below 1")
     try:

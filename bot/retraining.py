@@ -165,7 +165,8 @@ class Retrainer:
             await self.leases.release(RUN_LEASE, self._holder)
             raise
         self._task = asyncio.create_task(self._run(self._version, parent_path, parent_d, run_dir, requested_by))
-        return (f"Started retraining run {self._version} from {parent_version} ({self.cfg.steps} steps, "
+        budget = f" or {self.cfg.minutes:g} CPU-minutes, whichever ends first" if self.cfg.minutes else ""
+        return (f"Started retraining run {self._version} from {parent_version} ({self.cfg.steps} steps{budget}, "
                 f"requested by {requested_by}); admins get the result when it ends.")
 
     async def wait(self) -> RunOutcome | None:
@@ -245,7 +246,7 @@ class Retrainer:
         c = self.cfg
         opts = RetrainOptions(data=str(run_dir / ROWS_NAME), run=str(run_dir), parent=str(parent), version=version,
                               parent_d=str(parent_d or ""),
-                              steps=c.steps, batch=c.batch, threads=c.threads, d_warmup=c.d_warmup,
+                              steps=c.steps, minutes=c.minutes, batch=c.batch, threads=c.threads, d_warmup=c.d_warmup,
                               curated_share=c.curated_share, curated_half=c.curated_half, lr=c.lr)
         why = await (self._train_on_ray(opts) if c.backend == "ray" else self._train_in_child(opts))
         if why:

@@ -26,6 +26,7 @@ class RetrainOptions:
     version: str           # the name the candidate will carry
     parent_d: str = ""     # the parent's discriminator, if kept (else the run starts a fresh one)
     steps: int = 1000
+    minutes: float = 0.0   # CPU-minutes of the training loop, whichever of steps and minutes ends first; 0: steps only
     batch: int = 64
     threads: int = 1
     d_warmup: int = 100
@@ -48,10 +49,12 @@ def retrain(opts: RetrainOptions, progress: bool = False) -> dict:
     torch.set_num_threads(opts.threads)
     run = Path(opts.run)
     _, data = source_rows(Path(opts.data), "train", ("base", "curated"))  # what the loop loads: the exact data
+    # A run is never resumed (a killed one fails), so its only snapshot and grid are the last, written when
+    # the steps or the CPU-minutes run out, whichever comes first.
     exported = training_loop(TrainOptions(
-        data=opts.data, run=opts.run, steps=opts.steps, batch=opts.batch, threads=opts.threads,
-        init=opts.parent, init_d=opts.parent_d or None, d_warmup=opts.d_warmup, curated_share=opts.curated_share,
-        curated_half=opts.curated_half, lr=opts.lr, snapshot_every=max(50, opts.steps // 4),
+        data=opts.data, run=opts.run, steps=opts.steps, minutes=opts.minutes or None, clock="cpu", batch=opts.batch,
+        threads=opts.threads, init=opts.parent, init_d=opts.parent_d or None, d_warmup=opts.d_warmup,
+        curated_share=opts.curated_share, curated_half=opts.curated_half, lr=opts.lr, snapshot_every=opts.steps,
         sample_every=opts.steps, log_every=max(1, min(25, opts.steps // 10))), progress=progress)
     parent, _ = load_module(opts.parent)
     candidate, meta = load_module(exported)
