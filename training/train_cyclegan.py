@@ -45,7 +45,7 @@ from generator.models.sketch_gan import (
     FaceDiscriminator, FaceToSketch, PatchDiscriminator, SketchGANConfig, SketchToFace,
 )
 from generator.tags import EYE_COLORS, HAIR_COLORS, N_EYE, N_HAIR
-from generator.weights import save_module
+from generator.weights import load_module, save_module
 from training.dataset import FaceDataset
 from training.plots import loss_curve
 from training.runs import Schedule, open_run, restore, snapshot_state
@@ -90,8 +90,12 @@ class CycleGANOptions:
     d_real_batch: int = 64            # real faces D_face sees per step: cheap for D, and its colour classifier is
                                       # what teaches G the (small) eye colours
     crude_share: float = 0.5          # faces G paints from their crude (doodle-like) line art rather than XDoG's
+    whole_face_d: bool = False        # D_face adds one whole-face realness score to every patch's
+    fm_weight: float = 0.0            # feature matching: G's faces from doodles to real faces, on D_face's mean
+                                      # features per position (what a face has where, not a doodle's layout)
     init: str | None = None           # fine-tune: start the networks from another run's snapshot.pt (tensors
-                                      # whose shape changed, the optimisers and the pools start fresh)
+                                      # whose shape changed, the optimisers and the pools start fresh), or G
+                                      # alone from a sketch2face .safetensors (F and the Ds start fresh)
 
 
 class FakePool:
@@ -140,7 +144,8 @@ class CycleGAN(nn.Module):
         super().__init__()
         self.cfg = SketchGANConfig(z_dim=opts.z_dim, g_ch=opts.g_ch, f_ch=opts.f_ch, d_ch=opts.d_ch)
         self.G, self.F = SketchToFace(self.cfg), FaceToSketch(self.cfg)
-        self.D_face, self.D_sketch = FaceDiscriminator(self.cfg), PatchDiscriminator(1, opts.d_ch)
+        self.D_face = FaceDiscriminator(self.cfg, whole_face=opts.whole_face_d)
+        self.D_sketch = PatchDiscriminator(1, opts.d_ch)
         self.opts = opts
 
     def generator_losses(self, x: torch.Tensor, lines: torch.Tensor, drawn: torch.Tensor, hair: torch.Tensor,
@@ -174,11 +179,14 @@ class CycleGAN(nn.Module):
         h = b // 2
         ms_ratio = (fake_d[:h] - fake_d[h:]).abs().mean() / (z_d[:h] - z_d[h:]).abs().mean()
         ms = -ms_ratio.clamp(max=MS_CAP)  # bounded (DSGAN): MSGAN's 1 / ratio explodes while z is still ignored
+        fm = (self.D_face.features(fake_d).mean(0) - self.D_face.features(x).mean(0).detach()).abs().mean() \
+            if o.fm_weight else torch.zeros((), device=x.device)
         loss = (adv_face + adv_sketch + o.cls_weight * cls + o.paired_weight * paired
                 + o.doodle_cycle_weight * cycle_doodle + o.cycle_weight * cycle_face
-                + o.identity_weight * identity + o.ms_weight * ms)
+                + o.identity_weight * identity + o.ms_weight * ms + o.fm_weight * fm)
         return {"loss": loss, "g_adv": adv_face, "f_adv": adv_sketch, "g_cls": cls, "paired": paired,
                 "cycle_doodle": cycle_doodle, "cycle_face": cycle_face, "identity": identity, "ms_ratio": ms_ratio,
+                "fm": fm,
                 "acc_hair_fake": (hair_d.argmax(1) == d_hair).float().mean(),
                 "acc_eye_fake": (eye_d.argmax(1) == d_eye).float().mean(),
                 "_fake_faces": torch.cat([fake_l, fake_d]), "_fake_sketches": sketch_x}
@@ -222,10 +230,15 @@ def sample_grid(G: nn.Module, Fn: nn.Module, fixed: dict[str, torch.Tensor]) -> 
     return grid(to_uint8(torch.cat(rows)), k + 2)
 
 
-def start_from(model: CycleGAN, G_ema: nn.Module, snapshot: str) -> None:
+def start_from(model: CycleGAN, G_ema: nn.Module, init: str) -> None:
     """Load another run's networks (read without pickle) into a new run; a tensor whose shape changed with
-    the recipe (e.g. D_face's colour heads) keeps its fresh initialisation."""
-    state = torch.load(snapshot, map_location="cpu", weights_only=True)
+    the recipe (e.g. D_face's colour heads) keeps its fresh initialisation. From a weights file (the bundled
+    sketch model keeps no run), G and its EMA start from it and the rest fresh."""
+    if init.endswith(".safetensors"):
+        g_state = load_module(init)[0].state_dict()
+        state = {"model": {f"G.{k}": v for k, v in g_state.items()}, "G_ema": g_state}
+    else:
+        state = torch.load(init, map_location="cpu", weights_only=True)
     for net, saved in ((model, state["model"]), (G_ema, state["G_ema"])):
         own = net.state_dict()
         net.load_state_dict({k: v for k, v in saved.items() if k in own and own[k].shape == v.shape}, strict=False)

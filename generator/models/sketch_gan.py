@@ -178,13 +178,17 @@ class FaceDiscriminator(PatchDiscriminator):
     (position-free) features G learnt to paint a blob of the eye colour in a corner of the faces it drew from
     doodles, which a pooled classifier reads as the eye colour."""
 
-    def __init__(self, cfg: SketchGANConfig):
+    def __init__(self, cfg: SketchGANConfig, whole_face: bool = False):
         super().__init__(3, cfg.d_ch)
         feat = 4 * cfg.d_ch * 8 * 8
         self.cls_hair = nn.Linear(feat, cfg.n_hair)
         self.cls_eye = nn.Linear(feat, cfg.n_eye)
+        # a ~22 px patch cannot see that a head circle runs across the face, or that the eyes are blobs where
+        # a face has eyes: one realness score of the whole face, added to every patch's
+        self.whole = spectral_norm(nn.Linear(feat, 1)) if whole_face else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(patch logits (B, 1, 8, 8), hair logits (B, n_hair), eye logits (B, n_eye))."""
         h = self.features(x)  # (B, 4c, 8, 8)
-        return self.patch(h), self.cls_hair(h.flatten(1)), self.cls_eye(h.flatten(1))
+        patch = self.patch(h) if self.whole is None else self.patch(h) + self.whole(h.flatten(1))[:, :, None, None]
+        return patch, self.cls_hair(h.flatten(1)), self.cls_eye(h.flatten(1))
