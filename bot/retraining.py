@@ -33,7 +33,7 @@ from bot.store.leases import Leases
 from generator.model_kinds import KINDS, weights_map
 from generator.weights import BUNDLED_DISCRIMINATOR, BUNDLED_GENERATOR, read_metadata, weights_version
 from training import registry
-from training.dataset import FaceRow, read_tagged_rows, write_rows
+from training.dataset import FaceRow, read_rows, read_tagged_rows, write_rows
 from training.gate import judge
 from training.lifecycle import Lifecycle
 from training.registry import ModelRecord
@@ -150,7 +150,7 @@ class Retrainer:
         if not await self.leases.claim(RUN_LEASE, RUN_LEASE_S, self._holder):
             return "A retraining run is going in another moebot process; try again when it has finished."
         try:
-            rows = await read_tagged_rows(self.db, "all", ("base", "curated"))
+            rows = await read_rows(self.db, ("base", "curated"))  # every size: the parent's preset picks its own
             if not any(r.status == "base" for r in rows):
                 await self.leases.release(RUN_LEASE, self._holder)
                 return NO_BASE_FACES

@@ -21,6 +21,14 @@ def to_pil(image: torch.Tensor, size: int | None = None) -> Image.Image:
     return upscale(img, size) if size else img
 
 
+def resized(images: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, 3, H, W) uint8 images at ``size`` x ``size`` through Lanczos (``to_pil``), e.g. a 128 px model's faces
+    for the evaluation classifier's 64 px; as they are when already that size."""
+    if images.shape[-2:] == (size, size):
+        return images
+    return torch.stack([from_pil(to_pil(image, size)) for image in images])
+
+
 def grid(images: torch.Tensor, ncol: int, pad: int = 2, cell: int | None = None) -> Image.Image:
     """Tile (N, 3, H, W) uint8 images row by row, ``ncol`` per row, on a white background."""
     return tile([to_pil(image, cell) for image in images], ncol, pad)

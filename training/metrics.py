@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from generator.images import resized, to_uint8
 from generator.models import tag_condition
 from generator.models.tagger import Tagger
 from generator.tags import N_EYE, N_HAIR
@@ -85,7 +86,8 @@ class Evaluator:
 
     @torch.no_grad()
     def generate(self, G: torch.nn.Module, seed: int = 0) -> torch.Tensor:
-        """One face per held-out tag pair entry, from latents fixed by ``seed``."""
+        """One face per held-out tag pair entry, from latents fixed by ``seed``, at the held-out faces' size (a
+        128 px model's faces are read at the classifier's 64 px, as the real ones are)."""
         G.eval()
         z_all = torch.randn(len(self.heldout), G.cfg.z_dim, generator=torch.Generator().manual_seed(seed))
         device = next(G.parameters()).device
@@ -93,7 +95,7 @@ class Evaluator:
         for i in range(0, len(self.heldout), BATCH):
             cond = tag_condition(self.heldout.hair[i:i + BATCH], self.heldout.eye[i:i + BATCH], N_HAIR, N_EYE)
             img = G(z_all[i:i + BATCH].to(device), cond.to(device))
-            out.append(img.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu())
+            out.append(resized(to_uint8(img), self.heldout.images.shape[-1]))
         return torch.cat(out)
 
     def evaluate(self, G: torch.nn.Module, seed: int = 0) -> dict[str, float]:

@@ -49,9 +49,9 @@ from PIL import Image
 from tqdm import tqdm
 
 import migrations
-from training.dataset import DB_NAME
+from training.dataset import DB_NAME, read_face
 
-SIZE = 64  # the side of a stored face
+SIZE = 64  # the side a face is hashed at (faces stored at 128 px are read at 64)
 WORDS = 3  # uint64 words per hash: 64 bits for each of Y, Cb, Cr
 THRESHOLD = 28  # bits of 192; see above for what falls within it
 YCBCR = np.array([[0.299, 0.587, 0.114],
@@ -139,7 +139,7 @@ class FaceHashIndex:
         if missing:
             for start in tqdm(range(0, len(missing), 1024), desc="hashing faces", disable=not progress):
                 chunk = missing[start:start + 1024]
-                pixels = np.stack([np.asarray(Image.open(data_dir / p).convert("RGB")) for _, p in chunk])
+                pixels = np.stack([read_face(data_dir / p, SIZE) for _, p in chunk])
                 cached.update(zip((sha for sha, _ in chunk), phash(pixels)))
             _write_cache(data_dir / CACHE, cached)
         return cls(np.array([r[0] for r in rows], dtype=np.int64),

@@ -142,8 +142,10 @@ class FaceGAN128Objective(FaceGANObjective):
     colours: FaceDataset  # the tagged 64 px faces, set by load_data
 
     def load_data(self, data_dir: str, progress: bool) -> FaceDataset:
+        """The 128 px faces, imported and curated (a data directory or a retraining run's rows file; curated ones
+        weighted as at 64 px, see batch_weights), and the tagged 64 px faces for the colours."""
         self.colours = super().load_data(data_dir, progress)
-        return FaceDataset.load_size(data_dir, 128, "train", progress=progress)
+        return FaceDataset.load_size(data_dir, 128, "train", progress=progress, statuses=("base", "curated"))
 
     def d_loss(self, real, fake, tags, fake_tags):
         out = super().d_loss(real, fake, tags, fake_tags)

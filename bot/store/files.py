@@ -14,10 +14,11 @@ from pathlib import Path
 from PIL import Image
 
 from generator.durable import write_durably
-from generator.picture_files import grid_cell
+from generator.picture_files import grid_cell, upscale
 from training.importer import pixel_hash, store_image
 
 FILE_FOLDERS = ("pictures", "uploads", "faces")  # under data_dir: where the store writes files
+FACE_SIZE = 128  # the side of a face kept from a chat picture
 
 
 async def put_file(data_dir: Path, folder: str, data: bytes, suffix: str) -> tuple[str, str]:
@@ -36,13 +37,17 @@ def _write_once(path: Path, data: bytes) -> None:
     write_durably(path, data)
 
 
-def store_face(data_dir: Path, picture_path: str, cell: tuple[int, int] | None) -> tuple[str, str]:
-    """The 64x64 face of a stored chat picture, kept under faces/ like imported ones; (sha256, path)."""
+def store_face(data_dir: Path, picture_path: str, cell: tuple[int, int] | None) -> tuple[str, str, int]:
+    """The face of a stored chat picture, kept under faces/ like imported ones; (sha256, path, side in px).
+
+    It is kept at 128 px, as a 128 px face model draws it (the chat shows it at display_size, 256 by default),
+    or at 64 px when the picture shows it smaller; training reads it at the size each model needs."""
     with Image.open(data_dir / picture_path) as img:
         face = (grid_cell(img, *cell) if cell else img).convert("RGB")
-    face = face.resize((64, 64), Image.Resampling.LANCZOS)  # drawn at 64, shown larger: back to 64
+    size = FACE_SIZE if min(face.size) >= FACE_SIZE else 64
+    face = upscale(face, size)
     sha = pixel_hash(face)
-    return sha, store_image(data_dir, face, sha)
+    return sha, store_image(data_dir, face, sha), size
 
 
 def remove_files(paths: list[Path]) -> None:

@@ -75,7 +75,7 @@ class Votes:
         return await self._vote(picture_id, user_id, value, rules, face)
 
     async def _vote(self, picture_id: int, user_id: int, value: int, rules: CurationRules | None,
-                    face: tuple[str, str] | None) -> Counts | None:
+                    face: tuple[str, str, int] | None) -> Counts | None:
         async with self.db.transaction() as tx:
             await tx.serialize(f"picture:{picture_id}")  # its votes are counted and judged one at a time
             if await tx.fetchone("SELECT 1 FROM pictures WHERE id = ?", (picture_id,)) is None:
@@ -102,12 +102,12 @@ async def counts_of(db: Session, picture_id: int, user_id: int | None) -> Counts
 
 
 async def _judge(tx: Session, picture_id: int, counts: Counts, rules: CurationRules,
-                 face: tuple[str, str] | None) -> str | None:
+                 face: tuple[str, str, int] | None) -> str | None:
     """Apply the votes to the picture's training item, inside the vote's transaction; the new status or None.
 
     Only undecided items change: a pending submission, or a generated face not yet in the training set
-    (which enters it curated or rejected, with the tags it was drawn for; ``face`` is its (sha256, path), else
-    _FaceNeeded). A decision by votes or by an admin is not undone by later votes.
+    (which enters it curated or rejected, with the tags it was drawn for; ``face`` is its (sha256, path, size),
+    else _FaceNeeded). A decision by votes or by an admin is not undone by later votes.
     """
     item = await tx.fetchone("SELECT id, status, hair, eye FROM images WHERE picture_id = ?", (picture_id,))
     if item is not None and item["status"] != "pending":
@@ -128,12 +128,12 @@ async def _judge(tx: Session, picture_id: int, counts: Counts, rules: CurationRu
         return decision.status
     if face is None:
         raise _FaceNeeded(picture["path"], FACE_CELL[picture["kind"]])
-    sha, rel = face
+    sha, rel, size = face
     image_id = await tx.fetchval(
-        "INSERT INTO images (sha256, path, hair, eye, source, source_name, status, picture_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING RETURNING id",
+        "INSERT INTO images (sha256, path, hair, eye, source, source_name, status, picture_id, size) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING RETURNING id",
         (sha, rel, picture["hair"], picture["eye"], f"chat:{picture['kind']}", f"picture {picture_id}",
-         decision.status, picture_id))
+         decision.status, picture_id, size))
     if image_id is None:  # the very same face is in the training set already
         return None
     await log_change(tx, image_id, picture_id, None, decision.status, picture["hair"], picture["eye"], "votes",
