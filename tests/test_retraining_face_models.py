@@ -117,6 +117,8 @@ def test_a_face_gan_128_parent_is_retrained_on_curated_128_px_faces_and_judged(t
     data = objective.load_data(str(run / "rows.json"), progress=False)
     assert data.images.shape[1:] == (3, 128, 128) and int(data.curated.sum()) == len(curated)
     assert float(batch_weights(data, 0.25, 20)[data.curated].sum()) == pytest.approx(0.25 * 6 / 26)
+    FaceDataset.load_size(data_dir, 128, "train", progress=False)  # the yardstick's set: no curated faces
+    assert len(list((data_dir / "cache").glob("faces128*-train-*.npy"))) == 2  # a cache each, neither replaced
 
 
 def test_a_curated_face_is_kept_at_128_px_and_read_at_64_into_the_training_data(tmp_path):

@@ -138,8 +138,10 @@ class FaceDataset:
         if not rows:
             raise ValueError(f"{data_dir}: no {size} px faces in the {split} split; run `moebot import --size {size}`")
         sure = [r.confidence is None or r.confidence >= threshold for r in rows]
+        # training with curated faces and the yardstick without them keep a cache each, not replacing each other's
+        name = f"faces{size}{''.join('+' + s for s in sorted({r.status for r in rows} - {'base'}))}-{split}"
         return cls(
-            images=torch.from_numpy(_cached_pixels(data_dir, f"faces{size}-{split}", rows, size, progress)),
+            images=torch.from_numpy(_cached_pixels(data_dir, name, rows, size, progress)),
             hair=torch.tensor([r.hair if ok and r.hair is not None else -1 for r, ok in zip(rows, sure)]),
             eye=torch.tensor([r.eye if ok and r.eye is not None else -1 for r, ok in zip(rows, sure)]),
             curated=torch.tensor([r.status == "curated" for r in rows]),
