@@ -196,8 +196,6 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("[curation] reject_below must not be above curate_above")
     if cfg.training.backend not in ("local", "ray"):
         raise ConfigError(f"[training] backend must be local or ray, got {cfg.training.backend!r}")
-    if cfg.training.minutes < 0:
-        raise ConfigError("[training] minutes must be at least 0 (0: the steps alone end a run)")
     if not 0 <= cfg.training.curated_share < 1:
         raise ConfigError("[training] curated_share must be at least 0 and below 1")
     try:

@@ -19,6 +19,7 @@ def test_shipped_bot_toml_matches_the_defaults():
     assert cfg.limits.admins == ()
     assert cfg.uploads.max_bytes == 10 * 2**20 and cfg.uploads.max_pixels == 16_000_000
     assert cfg.generator.sketch_weights == ""
+    assert cfg.training.steps == 1500 and cfg.training.minutes == 45.0  # a nightly run fits in one hour
 
 
 def test_every_key_is_documented_in_bot_toml():
@@ -64,6 +65,7 @@ def test_environment_overrides_every_kind(tmp_path):
     ("[generator]\ndevice = 'gpu'", "[generator] device must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
     ("[limits]\ncooldown = 3", "[limits] has unknown key(s): cooldown (did you mean user_cooldown_s?)"),
     ("[storage]\nurl = 'mysql://db/moebot'", "[storage] url must be empty (the SQLite file [storage] database) or a"),
+    ("[training]\nminutes = -5", "[training] minutes must be a non-negative number"),
 ])
 def test_a_bad_value_names_its_key(tmp_path, toml, key):
     path = tmp_path / "bot.toml"
