@@ -305,13 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init", help="fine-tune from: acgan, a generator .safetensors; cyclegan, a run's snapshot.pt")
     train.add_argument("--crude-share", dest="crude_share", type=float,
                        help="cyclegan: share of faces painted from crude (doodle-like) line art (default 0.5)")
-    train.add_argument("--doodle-cycle-weight", dest="doodle_cycle_weight", type=float,
-                       help="cyclegan: weight of F(G(doodle)) ~ doodle (default 3; lower lets a doodle's head "
-                       "circle go)")
-    train.add_argument("--fm-weight", dest="fm_weight", type=float,
-                       help="cyclegan: feature matching of faces from doodles to real faces (default 0: off)")
-    train.add_argument("--whole-face-d", dest="whole_face_d", action="store_true", default=None,
-                       help="cyclegan: D_face also scores the whole face, not only ~22 px patches")
+    train.add_argument("--doodle-cycle-weight", type=float, help="cyclegan: weight of F(G(doodle)) ~ doodle (def. 3)")
+    train.add_argument("--fm-weight", type=float, help="cyclegan: feature matching, doodles' faces to real (default 0)")
+    train.add_argument("--whole-face-d", action="store_true", default=None, help="cyclegan: D_face scores whole faces")
     train.add_argument("--face", help="sketch-encoder: the face generator's weights (default: the active face "
                        "model, else the bundled one)")
     train.add_argument("--noise", type=float, help="sketch-encoder: share of the seed's latent in the exported "
