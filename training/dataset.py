@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -61,19 +60,14 @@ def in_split(rows: list[FaceRow], split: Split) -> list[FaceRow]:
     return rows if split == "all" else [r for r in rows if is_heldout(r.sha256) == (split == "heldout")]
 
 
-def tagged_rows(conn: sqlite3.Connection, split: Split, statuses: tuple[str, ...]) -> list[FaceRow]:
-    """The 64 px set's images (``of_size``) with one of ``statuses`` in the split, by id: what a dataset (or a
-    run's record of its data) is made of; from the data directory's SQLite file (what `moebot train` reads)."""
-    return in_split(of_size([FaceRow(*r) for r in conn.execute(_rows_sql(statuses), statuses)], 64), split)
-
-
 async def read_rows(db: Sql, statuses: tuple[str, ...]) -> list[FaceRow]:
     """Every face with one of ``statuses``, of every size, from the bot's database (SQLite or PostgreSQL)."""
     return [FaceRow(*r) for r in await db.fetchall(_rows_sql(statuses), statuses)]
 
 
 async def read_tagged_rows(db: Sql, split: Split, statuses: tuple[str, ...]) -> list[FaceRow]:
-    """``tagged_rows`` from the bot's database (SQLite or PostgreSQL), through the store's interface."""
+    """The 64 px set's images (``of_size``) with one of ``statuses`` in the split, by id, from the bot's database
+    (SQLite or PostgreSQL), through the store's interface."""
     return in_split(of_size(await read_rows(db, statuses), 64), split)
 
 

@@ -50,7 +50,7 @@ from training.dataset import FaceDataset
 from training.plots import loss_curve
 from training.runs import Schedule, open_run, restore, snapshot_state
 from training.sketch_data import DoodleSet, crude_ink, heldout_faces, line_art, render_ink, stroke_jitter
-from training.train_acgan import ema_update
+from training.train_acgan import ema_update, load_matching
 
 # grid columns: one (hair, eye) pair and one fixed latent each
 SAMPLE_TAGS = (("pink", "blue"), ("blonde", "red"), ("blue", "green"), ("black", "yellow"),
@@ -168,7 +168,8 @@ class CycleGAN(nn.Module):
         id_sketch = self.F(to_rgb(doodles[:q]))
 
         adv_l, hair_l, eye_l = self.D_face(fake_l)
-        adv_d, hair_d, eye_d = self.D_face(fake_d)
+        feat_d = self.D_face.features(fake_d)                             # (B, 4c, 8, 8), read again by fm
+        adv_d, hair_d, eye_d = self.D_face.heads(feat_d)
         adv_face = -(adv_l.mean() + adv_d.mean()) / 2
         adv_sketch = -self.D_sketch(sketch_x).mean()
         cls = (F.cross_entropy(hair_l, l_hair) + F.cross_entropy(eye_l, l_eye)
@@ -179,7 +180,7 @@ class CycleGAN(nn.Module):
         h = b // 2
         ms_ratio = (fake_d[:h] - fake_d[h:]).abs().mean() / (z_d[:h] - z_d[h:]).abs().mean()
         ms = -ms_ratio.clamp(max=MS_CAP)  # bounded (DSGAN): MSGAN's 1 / ratio explodes while z is still ignored
-        fm = (self.D_face.features(fake_d).mean(0) - self.D_face.features(x).mean(0).detach()).abs().mean() \
+        fm = (feat_d.mean(0) - self.D_face.features(x).mean(0).detach()).abs().mean() \
             if o.fm_weight else torch.zeros((), device=x.device)
         loss = (adv_face + adv_sketch + o.cls_weight * cls + o.paired_weight * paired
                 + o.doodle_cycle_weight * cycle_doodle + o.cycle_weight * cycle_face
@@ -240,8 +241,7 @@ def start_from(model: CycleGAN, G_ema: nn.Module, init: str) -> None:
     else:
         state = torch.load(init, map_location="cpu", weights_only=True)
     for net, saved in ((model, state["model"]), (G_ema, state["G_ema"])):
-        own = net.state_dict()
-        net.load_state_dict({k: v for k, v in saved.items() if k in own and own[k].shape == v.shape}, strict=False)
+        load_matching(net, saved)
 
 
 def training_loop(opts: CycleGANOptions, resume: bool = False, progress: bool = True) -> Path:

@@ -189,6 +189,9 @@ class FaceDiscriminator(PatchDiscriminator):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(patch logits (B, 1, 8, 8), hair logits (B, n_hair), eye logits (B, n_eye))."""
-        h = self.features(x)  # (B, 4c, 8, 8)
+        return self.heads(self.features(x))
+
+    def heads(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``forward`` from the (B, 4c, 8, 8) features, for a loss that reads the features too."""
         patch = self.patch(h) if self.whole is None else self.patch(h) + self.whole(h.flatten(1))[:, :, None, None]
         return patch, self.cls_hair(h.flatten(1)), self.cls_eye(h.flatten(1))
