@@ -124,3 +124,15 @@ def test_a_fine_tune_takes_the_preset_and_widths_of_the_weights_it_starts_from(f
     config = read_metadata(out)["config"]
     assert (config["arch"], config["g_ch"], config["d_ch"]) == ("face-gan", 6, 5)
     assert json.loads((tune / "options.json").read_text())["preset"] == "face-gan"
+
+
+def test_a_fine_tune_rate_for_g_keeps_the_presets_faster_d(face_data_dir, tmp_path):
+    run = tmp_path / "tune"  # the retrainer sets only lr: face-gan's D must still learn 4x faster than G
+    training_loop(_opts(face_data_dir, run, preset="face-gan", steps=1, lr=1e-5), progress=False)
+    state = torch.load(run / "snapshot.pt", map_location="cpu", weights_only=True)
+    lrs = {name: state[name]["param_groups"][0]["lr"] for name in ("opt_g", "opt_d")}
+    assert lrs == pytest.approx({"opt_g": 1e-5, "opt_d": 4e-5})
+    training_loop(_opts(face_data_dir, tmp_path / "set", preset="face-gan", steps=1, lr=1e-5, lr_d=3e-5),
+                  progress=False)
+    state = torch.load(tmp_path / "set" / "snapshot.pt", map_location="cpu", weights_only=True)
+    assert state["opt_d"]["param_groups"][0]["lr"] == pytest.approx(3e-5)

@@ -59,7 +59,7 @@ class TrainOptions:
     curated_share: float = 0.0        # most of each batch drawn from curated faces (see batch_weights)
     curated_half: int = 20            # curated faces at which they get half of curated_share
     lr: float | None = None           # Adam learning rate of G; default: the preset's
-    lr_d: float | None = None         # of D; default: the preset's (face-gan: 4x G's, the two time-scale rule)
+    lr_d: float | None = None         # of D; default: G's times the preset's ratio (face-gan: 4x, the two time-scale rule)
 
 
 class Objective(Protocol):
@@ -305,8 +305,11 @@ def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = Tru
     G = objective.G.to(device, memory_format=torch.channels_last)
     D = objective.D.to(device, memory_format=torch.channels_last)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    opt_g = torch.optim.Adam(G.parameters(), opts.lr or objective.lr, betas=objective.betas)
-    opt_d = torch.optim.Adam(D.parameters(), opts.lr_d or opts.lr or objective.lr_d, betas=objective.betas)
+    lr_g = opts.lr or objective.lr
+    # A G rate alone (the retrainer's) keeps the preset's D:G ratio: face-gan's D must stay 4x faster than G
+    lr_d = opts.lr_d or lr_g * objective.lr_d / objective.lr
+    opt_g = torch.optim.Adam(G.parameters(), lr_g, betas=objective.betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr_d, betas=objective.betas)
     batch = opts.batch or objective.batch
     z_dim = objective.config.z_dim
     ema_beta = 0.5 ** (batch / EMA_HALF_LIFE_IMAGES) if objective.ema else 0.0
