@@ -59,7 +59,7 @@ class TrainOptions:
     curated_share: float = 0.0        # most of each batch drawn from curated faces (see batch_weights)
     curated_half: int = 20            # curated faces at which they get half of curated_share
     lr: float | None = None           # Adam learning rate of G; default: the preset's
-    lr_d: float | None = None         # of D; default: G's times the preset's ratio (face-gan: 4x, the two time-scale rule)
+    lr_d: float | None = None         # of D; default: G's times the preset's ratio (face-gan: 4x, TTUR)
 
 
 class Objective(Protocol):
