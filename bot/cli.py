@@ -288,8 +288,6 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--minutes", type=float, help="train this many minutes in total")
     train.add_argument("--resume", action="store_true", help="continue the run in --run from its snapshot")
     train.add_argument("--preset", choices=["default", "face-gan", "face-gan-128", "seed-acgan"])
-    train.add_argument("--batch", type=int)
-    train.add_argument("--seed", type=int)
     train.add_argument("--device", help="auto (CUDA when present), cpu, cuda, cuda:N")
     train.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     train.add_argument("--clock", choices=["wall", "cpu"], help="count --minutes as wall or process CPU time")
@@ -298,11 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, help="acgan: G's Adam learning rate (default: the preset's)")
     train.add_argument("--lr-d", dest="lr_d", type=float, help="acgan: D's Adam learning rate (default: the preset's)")
     train.add_argument("--d-warmup", dest="d_warmup", type=int, help="acgan fine-tune: first steps train only D")
-    train.add_argument("--snapshot-every", dest="snapshot_every", type=int)
-    train.add_argument("--sample-every", dest="sample_every", type=int)
+    for number in ("--batch", "--seed", "--snapshot-every", "--sample-every"):
+        train.add_argument(number, type=int)
     train.add_argument("--epochs", type=int, help="tagger: passes over the train split")
     train.add_argument("--doodles", help="cyclegan: QuickDraw doodles .npy, (N, 28, 28) uint8 white on black")
     train.add_argument("--init", help="fine-tune from: acgan, a generator .safetensors; cyclegan, a run's snapshot.pt")
+    train.add_argument("--init-d", help="acgan fine-tune: start D from this discriminator .safetensors (else fresh)")
     train.add_argument("--crude-share", dest="crude_share", type=float,
                        help="cyclegan: share of faces painted from crude (doodle-like) line art (default 0.5)")
     train.add_argument("--doodle-cycle-weight", type=float, help="cyclegan: weight of F(G(doodle)) ~ doodle (def. 3)")

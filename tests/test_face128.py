@@ -119,9 +119,35 @@ def test_a_64_px_face_gan_grows_to_128_px_keeping_its_layers(face128_data_dir, t
     old, new = load_module(parent)[0].state_dict(), load_module(grown)[0]
     assert new.cfg.size == 128
     state = new.state_dict()
-    kept = [k for k in old if k.startswith("blocks.") and "norm" not in k]  # D-only steps leave G's weights alone
-    assert kept and all(torch.equal(old[k], state[k]) for k in kept)
-    assert state["to_rgb.weight"].shape != old["to_rgb.weight"].shape
+    kept = [k for k, _ in load_module(parent)[0].named_parameters()]  # D-only steps leave G's weights alone
+    assert "to_rgb.weight" in kept and all(torch.equal(old[k], state[k]) for k in kept)
+
+
+def test_a_grown_128_px_model_starts_as_its_parent_enlarged():
+    """Growing must not throw away what the 64 px model draws: the new 128 px detail starts at zero, and the new
+    discriminator branch at zero gain, so both start exactly as the 64 px pair (faces enlarged, judged at 64 px)."""
+    import torch
+    import torch.nn.functional as F
+
+    from generator.models import face_gan
+    from training.train_acgan import load_matching
+
+    torch.manual_seed(0)
+    small = face_gan.Config(g_ch=8, d_ch=8)
+    G64, D64 = face_gan.Generator(small).eval(), face_gan.Discriminator(small).eval()
+    big = face_gan.Config(g_ch=8, d_ch=8, size=128)
+    G128, D128 = face_gan.Generator(big).eval(), face_gan.Discriminator(big).eval()
+    load_matching(G128, G64.state_dict())
+    load_matching(D128, D64.state_dict())
+    z, cond = torch.randn(3, small.z_dim), torch.zeros(3, 22).index_fill_(1, torch.tensor([1, 14]), 1.0)
+    with torch.no_grad():
+        face64, face128 = G64(z, cond), G128(z, cond)
+        enlarged = torch.tanh(F.interpolate(torch.atanh(face64), scale_factor=2.0, mode="bilinear"))
+        assert face128.shape == (3, 3, 128, 128) and torch.allclose(face128, enlarged, atol=1e-4)
+        hair, eye = torch.tensor([1, 2, 3]), torch.tensor([2, -1, 4])
+        for a, b in zip(D128(face128, hair, eye), D64(F.avg_pool2d(face128, 2), hair, eye)):
+            assert torch.allclose(a, b, atol=1e-4)
+        assert torch.allclose(D128.classify64(face64)[0], D64(face64, hair, eye)[1], atol=1e-5)
 
 
 def test_untagged_faces_add_no_colour_loss_and_no_projection():
@@ -140,7 +166,7 @@ def test_untagged_faces_add_no_colour_loss_and_no_projection():
     with torch.no_grad():
         untagged = D(img, torch.tensor([-1, -1]), torch.tensor([-1, -1]))[0]
         tagged = D(img, torch.tensor([2, 3]), torch.tensor([1, 4]))[0]
-        realness_alone = D.adv(torch.nn.functional.leaky_relu(D.blocks(img), 0.2).sum((2, 3))).squeeze(1)
+        realness_alone = D.adv(D.features(img).sum((2, 3))).squeeze(1)
     assert torch.allclose(untagged, realness_alone, atol=1e-5) and not torch.allclose(tagged, realness_alone)
 
 

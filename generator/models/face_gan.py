@@ -15,10 +15,12 @@ face in [-1, 1] out), built to remove what made those faces look generated:
 Widths are chosen for the 2-core CPU: ``g_ch=24`` costs 0.51 GFLOP per face (the transposed-conv
 model 0.12, the public ACGAN 0.82).
 
-``size=128`` draws 128x128 faces directly (path (a) of the 128 px faces): one more block on each side, at
-half width, so a 64 px model's weights start every other layer (``init`` of a fine-tune), and the
-discriminator keeps a 64 px entry (``classify64``) so the tagged 64 px set still teaches it colours that
-the mostly untagged 128 px set lacks.
+``size=128`` draws 128x128 faces directly (path (a) of the 128 px faces), grown from a 64 px model whose
+every layer it keeps (``init`` of a fine-tune). The generator adds a half-width 128 px block whose RGB
+detail is added to the 64 px face enlarged, starting at zero: a grown model begins as its parent, enlarged,
+instead of as noise its kept layers must relearn to feed. The discriminator keeps the 64 px one as its core
+(judging the face shrunk to 64 px, and ``classify64`` for the tagged 64 px set, whose colours the mostly
+untagged 128 px set lacks) and adds a 128 px branch that joins it at 32 px through a gain starting at zero.
 """
 
 from __future__ import annotations
@@ -79,18 +81,26 @@ class Generator(nn.Module):
             GBlock(4 * c, 2 * c, n_cond),  # (B, 2c, 32, 32)
             GBlock(2 * c, c, n_cond),      # (B, c, 64, 64)
         ])
-        if cfg.size == 128:
-            self.blocks.append(GBlock(c, c // 2, n_cond))  # (B, c/2, 128, 128)
-            c //= 2
         self.norm_out = nn.BatchNorm2d(c)
-        self.to_rgb = nn.Conv2d(c, 3, 3, 1, 1)  # (B, 3, size, size)
+        self.to_rgb = nn.Conv2d(c, 3, 3, 1, 1)  # (B, 3, 64, 64)
+        if cfg.size == 128:
+            self.block128 = GBlock(c, c // 2, n_cond)  # (B, c/2, 128, 128)
+            self.norm_out128 = nn.BatchNorm2d(c // 2)
+            self.detail128 = nn.Conv2d(c // 2, 3, 3, 1, 1)  # (B, 3, 128, 128), added to the enlarged 64 px face
+            nn.init.zeros_(self.detail128.weight)
+            nn.init.zeros_(self.detail128.bias)
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """``cond`` is the (B, n_hair + n_eye) hair and eye one-hots; blends of them interpolate colours."""
         x = self.fc(torch.cat([z, cond], 1)).view(z.shape[0], -1, 4, 4)  # (B, 8c, 4, 4)
         for block in self.blocks:
             x = block(x, cond)
-        return torch.tanh(self.to_rgb(F.relu(self.norm_out(x))))
+        rgb = self.to_rgb(F.relu(self.norm_out(x)))
+        if self.cfg.size == 128:
+            x = self.block128(x, cond)
+            rgb = (F.interpolate(rgb, scale_factor=2.0, mode="bilinear", align_corners=False)
+                   + self.detail128(F.relu(self.norm_out128(x))))
+        return torch.tanh(rgb)
 
 
 class DBlock(nn.Module):
@@ -120,10 +130,9 @@ class Discriminator(nn.Module):
             DBlock(2 * c, 4 * c),      # (B, 4c, 8, 8)
             DBlock(4 * c, 8 * c),      # (B, 8c, 4, 4)
         )
-        if cfg.size == 128:  # (B, c/2, 64, 64) first; a 1x1 conv lets 64 px faces in at that point
-            self.blocks[0] = DBlock(c // 2, c)
-            self.blocks.insert(0, DBlock(3, c // 2, first=True))
-            self.from_rgb64 = spectral_norm(nn.Conv2d(3, c // 2, 1))
+        if cfg.size == 128:  # what only a 128 px face shows, joined to the 64 px core at 32 px
+            self.branch128 = nn.Sequential(DBlock(3, c // 2, first=True), DBlock(c // 2, c))  # (B, c, 32, 32)
+            self.gain128 = nn.Parameter(torch.zeros(()))
         n_feat = 8 * c * 16
         self.adv = spectral_norm(nn.Linear(8 * c, 1))
         self.embed_hair = spectral_norm(nn.Embedding(cfg.n_hair, 8 * c))
@@ -136,7 +145,7 @@ class Discriminator(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return (realness, hair logits, eye logits); realness includes the projection on the given tags
         (a tag of -1, an untagged face, projects nothing)."""
-        fmap = F.leaky_relu(self.blocks(img), 0.2)  # (B, 8c, 4, 4)
+        fmap = self.features(img)
         pooled = fmap.sum((2, 3))
         embed = (self.embed_hair(hair.clamp(min=0)) * (hair >= 0).unsqueeze(1)
                  + self.embed_eye(eye.clamp(min=0)) * (eye >= 0).unsqueeze(1))
@@ -144,8 +153,14 @@ class Discriminator(nn.Module):
         flat = fmap.flatten(1)
         return self.adv(pooled).squeeze(1) + proj, self.cls_hair(flat), self.cls_eye(flat)
 
+    def features(self, img: torch.Tensor) -> torch.Tensor:
+        """The (B, 8c, 4, 4) feature map that realness and colours are read from."""
+        if self.cfg.size == 128:
+            h = self.blocks[0](F.avg_pool2d(img, 2)) + self.gain128 * self.branch128(img)  # (B, c, 32, 32)
+            return F.leaky_relu(self.blocks[1:](h), 0.2)
+        return F.leaky_relu(self.blocks(img), 0.2)
+
     def classify64(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(hair logits, eye logits) of 64x64 faces, through a ``size=128`` discriminator's 64 px entry."""
-        h = self.from_rgb64(img)  # (B, c/2, 64, 64), as the first block leaves a 128 px face
-        flat = F.leaky_relu(self.blocks[1:](h), 0.2).flatten(1)
+        """(hair logits, eye logits) of 64x64 faces, through a ``size=128`` discriminator's 64 px core."""
+        flat = F.leaky_relu(self.blocks(img), 0.2).flatten(1)
         return self.cls_hair(flat), self.cls_eye(flat)
