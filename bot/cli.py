@@ -296,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, help="acgan: G's Adam learning rate (default: the preset's)")
     train.add_argument("--lr-d", dest="lr_d", type=float, help="acgan: D's Adam learning rate (default: the preset's)")
     train.add_argument("--d-warmup", dest="d_warmup", type=int, help="acgan fine-tune: first steps train only D")
+    train.add_argument("--g-ramp", type=int, help="acgan fine-tune: then G's rate rises from 0 over these steps")
     for number in ("--batch", "--seed", "--snapshot-every", "--sample-every"):
         train.add_argument(number, type=int)
     train.add_argument("--epochs", type=int, help="tagger: passes over the train split")

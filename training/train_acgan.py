@@ -56,6 +56,7 @@ class TrainOptions:
     init: str | None = None           # fine-tune: start the generator from these weights (its size wins)
     init_d: str | None = None         # fine-tune: start the discriminator from these weights (else a fresh one)
     d_warmup: int = 0                 # fine-tune: steps that train only the fresh discriminator
+    g_ramp: int = 0                   # fine-tune: steps after d_warmup over which G's rate rises from 0 to lr
     curated_share: float = 0.0        # most of each batch drawn from curated faces (see batch_weights)
     curated_half: int = 20            # curated faces at which they get half of curated_share
     lr: float | None = None           # Adam learning rate of G; default: the preset's
@@ -376,6 +377,8 @@ def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = Tru
         D.requires_grad_(False)
         g_out = objective.g_loss(fake, hair, eye)
         if sched.step >= opts.d_warmup:  # a fine-tune's fresh D first learns to judge the faces G already draws
+            for group in opt_g.param_groups:  # fresh Adam moments would first move every weight by ~lr at once
+                group["lr"] = lr_g * min(1.0, (sched.step - opts.d_warmup + 1) / max(1, opts.g_ramp))
             opt_g.zero_grad(set_to_none=True)
             g_out["loss"].backward()
             opt_g.step()
