@@ -62,7 +62,8 @@ def curate(data: Path, hair: int, n: int) -> int:
 
 
 async def run(args: argparse.Namespace, data: Path) -> int:
-    cfg = dataclasses.replace(TrainingConfig(), steps=args.steps, minutes=args.minutes, threads=args.threads)
+    cfg = dataclasses.replace(TrainingConfig(), steps=args.steps, minutes=args.minutes, threads=args.threads,
+                              **dict(args.set))
     store = await Store.open(data / DB_NAME, data)
     try:
         retrainer = Retrainer(cfg, data, store.db, Path(args.weights))
@@ -90,6 +91,15 @@ async def run(args: argparse.Namespace, data: Path) -> int:
     return 0
 
 
+def training_setting(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` for a [training] field, the value read as that field's type."""
+    key, _, value = text.partition("=")
+    fields = {f.name: f for f in dataclasses.fields(TrainingConfig)}
+    if key not in fields:
+        raise argparse.ArgumentTypeError(f"no [training] setting {key!r}")
+    return key, type(fields[key].default)(value)
+
+
 async def keep_discriminator(retrainer: Retrainer, path: Path) -> None:
     """Record ``path`` as the serving model's partner, where the bot keeps it: beside the generator in its run
     folder (a scratch folder here), so the run starts from that pair as the bot's would."""
@@ -112,6 +122,8 @@ def main() -> int:
     p.add_argument("--weights", default=str(BUNDLED_GENERATOR), help="the model that serves now")
     p.add_argument("--discriminator", type=Path, help="the serving model's discriminator (a face-gan parent needs it)")
     p.add_argument("--grid", type=Path, help="copy the before|after grid here")
+    p.add_argument("--set", action="append", default=[], type=training_setting, metavar="KEY=VALUE",
+                   help="another [training] setting for this run, e.g. --set lr=5e-5 --set g_ramp=300")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = scratch_copy(args.data, Path(tmp) / "data")

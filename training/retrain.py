@@ -30,6 +30,7 @@ class RetrainOptions:
     batch: int = 64
     threads: int = 1
     d_warmup: int = 100
+    g_ramp: int = 0
     curated_share: float = 0.25
     curated_half: int = 20
     lr: float = 1e-4
@@ -54,8 +55,9 @@ def retrain(opts: RetrainOptions, progress: bool = False) -> dict:
     exported = training_loop(TrainOptions(
         data=opts.data, run=opts.run, steps=opts.steps, minutes=opts.minutes or None, clock="cpu", batch=opts.batch,
         threads=opts.threads, init=opts.parent, init_d=opts.parent_d or None, d_warmup=opts.d_warmup,
-        curated_share=opts.curated_share, curated_half=opts.curated_half, lr=opts.lr, snapshot_every=opts.steps,
-        sample_every=opts.steps, log_every=max(1, min(25, opts.steps // 10))), progress=progress)
+        g_ramp=opts.g_ramp, curated_share=opts.curated_share, curated_half=opts.curated_half, lr=opts.lr,
+        snapshot_every=opts.steps, sample_every=opts.steps, log_every=max(1, min(25, opts.steps // 10))),
+        progress=progress)
     parent, _ = load_module(opts.parent)
     candidate, meta = load_module(exported)
     candidate_path = run / "candidate.safetensors"
