@@ -98,6 +98,7 @@ class TrainingConfig:
     threads: int = 1  # torch threads of the training process, which also runs at nice 10
     d_warmup: int = 100  # first steps train only the fresh discriminator
     g_ramp: int = 0  # then G's rate rises from 0 to lr over these steps
+    d_ramp: int = 0  # D's rate rises from 0 over the first steps (a kept D's fresh Adam moments)
     curated_share: float = 0.25  # at most this share of each batch is curated faces
     curated_half: int = 20  # curated faces that get half of curated_share
     lr: float = 1e-4  # fine-tuning learning rate (training from scratch uses 2e-4)

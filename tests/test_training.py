@@ -141,10 +141,10 @@ def test_a_fine_tune_rate_for_g_keeps_the_presets_faster_d(face_data_dir, tmp_pa
 def test_a_fine_tunes_g_rate_ramps_up_after_the_d_warmup(face_data_dir, tmp_path):
     """Fresh Adam moments first move every weight of a trained G by about lr at once; the ramp starts G gently."""
     run = tmp_path / "ramp"
-    opts = dict(preset="face-gan", lr=1e-4, d_warmup=2, g_ramp=4, snapshot_every=1)
+    opts = dict(preset="face-gan", lr=1e-4, d_warmup=2, g_ramp=4, d_ramp=2, snapshot_every=1)
     lrs = []
-    for steps in (3, 4, 7):  # G's first step is step 2 (0-based): rate 1/4, then 2/4; from step 5 the full rate
-        training_loop(_opts(face_data_dir, run, steps=steps, **opts), resume=steps > 3, progress=False)
+    for steps in (1, 3, 4, 7):  # G's first step is step 2 (0-based): rate 1/4, then 2/4; from step 5 the full rate
+        training_loop(_opts(face_data_dir, run, steps=steps, **opts), resume=steps > 1, progress=False)
         state = torch.load(run / "snapshot.pt", map_location="cpu", weights_only=True)
-        lrs.append(state["opt_g"]["param_groups"][0]["lr"])
-    assert lrs == pytest.approx([0.25e-4, 0.5e-4, 1e-4])
+        lrs += [state["opt_g"]["param_groups"][0]["lr"], state["opt_d"]["param_groups"][0]["lr"]]
+    assert lrs == pytest.approx([1e-4, 2e-4, 0.25e-4, 4e-4, 0.5e-4, 4e-4, 1e-4, 4e-4])  # (G, D) after each run

@@ -57,6 +57,7 @@ class TrainOptions:
     init_d: str | None = None         # fine-tune: start the discriminator from these weights (else a fresh one)
     d_warmup: int = 0                 # fine-tune: steps that train only the fresh discriminator
     g_ramp: int = 0                   # fine-tune: steps after d_warmup over which G's rate rises from 0 to lr
+    d_ramp: int = 0                   # fine-tune: first steps, over which D's rate rises from 0 to lr_d
     curated_share: float = 0.0        # most of each batch drawn from curated faces (see batch_weights)
     curated_half: int = 20            # curated faces at which they get half of curated_share
     lr: float | None = None           # Adam learning rate of G; default: the preset's
@@ -253,6 +254,13 @@ def sample_latents(z_dim: int, seed: int = 12345) -> tuple[torch.Tensor, torch.T
     return z_cols.repeat(N_HAIR, 1), hair, eye
 
 
+def ramp(opt: torch.optim.Optimizer, lr: float, step: int, steps: int) -> None:
+    """Set the rate of an optimiser's ``step``-th step (0-based) on a linear rise from 0 to ``lr`` over ``steps``:
+    a fine-tune's fresh Adam moments would otherwise first move every trained weight by about lr at once."""
+    for group in opt.param_groups:
+        group["lr"] = lr * min(1.0, (step + 1) / max(1, steps))
+
+
 @torch.no_grad()
 def ema_update(ema: nn.Module, model: nn.Module, beta: float) -> None:
     """Move ``ema``'s weights a ``1 - beta`` step towards ``model``'s; buffers (BN stats) are copied."""
@@ -370,6 +378,7 @@ def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = Tru
         fake = G(torch.randn(batch, z_dim, device=device), tag_condition(hair, eye))
 
         d_out = objective.d_loss(real, fake.detach(), tags, (hair, eye))
+        ramp(opt_d, lr_d, sched.step, opts.d_ramp)
         opt_d.zero_grad(set_to_none=True)
         d_out["loss"].backward()
         opt_d.step()
@@ -377,8 +386,7 @@ def training_loop(opts: TrainOptions, resume: bool = False, progress: bool = Tru
         D.requires_grad_(False)
         g_out = objective.g_loss(fake, hair, eye)
         if sched.step >= opts.d_warmup:  # a fine-tune's fresh D first learns to judge the faces G already draws
-            for group in opt_g.param_groups:  # fresh Adam moments would first move every weight by ~lr at once
-                group["lr"] = lr_g * min(1.0, (sched.step - opts.d_warmup + 1) / max(1, opts.g_ramp))
+            ramp(opt_g, lr_g, sched.step - opts.d_warmup, opts.g_ramp)
             opt_g.zero_grad(set_to_none=True)
             g_out["loss"].backward()
             opt_g.step()
