@@ -116,10 +116,10 @@ def test_a_64_px_face_gan_grows_to_128_px_keeping_its_layers(face128_data_dir, t
     parent = training_loop(_opts(face128_data_dir, tmp_path / "p", preset="face-gan", steps=1), progress=False)
     grown = training_loop(_opts(face128_data_dir, tmp_path / "g", preset="face-gan-128", init=str(parent),
                                 steps=1, d_warmup=5), progress=False)
-    old, new = load_module(parent)[0].state_dict(), load_module(grown)[0]
+    old_G, new = load_module(parent)[0], load_module(grown)[0]
     assert new.cfg.size == 128
-    state = new.state_dict()
-    kept = [k for k, _ in load_module(parent)[0].named_parameters()]  # D-only steps leave G's weights alone
+    old, state = old_G.state_dict(), new.state_dict()
+    kept = [k for k, _ in old_G.named_parameters()]  # D-only steps leave G's weights alone
     assert "to_rgb.weight" in kept and all(torch.equal(old[k], state[k]) for k in kept)
 
 

@@ -101,7 +101,8 @@ def test_a_face_gan_128_parent_is_retrained_on_curated_128_px_faces_and_judged(t
     verdict = json.loads((run / "verdict.json").read_text())
     assert all(np.isfinite(verdict[k]["fd"]) for k in ("metrics", "parent_metrics"))
     options = json.loads((run / "options.json").read_text())
-    assert options["preset"] == "face-gan-128" and (options["d_warmup"], options["g_ramp"], options["d_ramp"]) == (2, 3, 2)
+    assert options["preset"] == "face-gan-128"
+    assert (options["d_warmup"], options["g_ramp"], options["d_ramp"]) == (2, 3, 2)
     meta = read_metadata(run / "generator.safetensors")
     train128 = [sha for _, sha in big if not is_heldout(sha)]
     assert meta["config"]["size"] == 128 and meta["images"] == len(train128)  # base and curated 128 px faces

@@ -56,8 +56,8 @@ def retrain(opts: RetrainOptions, progress: bool = False) -> dict:
     exported = training_loop(TrainOptions(
         data=opts.data, run=opts.run, steps=opts.steps, minutes=opts.minutes or None, clock="cpu", batch=opts.batch,
         threads=opts.threads, init=opts.parent, init_d=opts.parent_d or None, d_warmup=opts.d_warmup,
-        g_ramp=opts.g_ramp, d_ramp=opts.d_ramp, curated_share=opts.curated_share, curated_half=opts.curated_half, lr=opts.lr,
-        snapshot_every=opts.steps, sample_every=opts.steps, log_every=max(1, min(25, opts.steps // 10))),
+        g_ramp=opts.g_ramp, d_ramp=opts.d_ramp, curated_share=opts.curated_share, curated_half=opts.curated_half,
+        lr=opts.lr, snapshot_every=opts.steps, sample_every=opts.steps, log_every=max(1, min(25, opts.steps // 10))),
         progress=progress)
     parent, _ = load_module(opts.parent)
     candidate, meta = load_module(exported)
