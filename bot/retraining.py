@@ -133,8 +133,16 @@ class Retrainer:
                           replace_existing=True, max_instances=1, coalesce=True, misfire_grace_time=3600)
 
     async def scheduled(self) -> None:
-        """The scheduled check: train only when enough curated faces arrived that the active model lacks."""
+        """The scheduled check: train only when enough curated faces arrived that the active model lacks.
+
+        A run that ends while the faces are counted may have promoted a model that saw them, so the count is
+        only acted on if no run started or ran meanwhile (the next check counts again)."""
+        if self.running is not None:
+            return
+        task = self._task
         new = await self._new_curated()
+        if self._task is not task or self.running is not None:
+            return
         if new < self.cfg.min_new:
             log.info("retraining: %d new curated faces, %d needed; not running", new, self.cfg.min_new)
             return

@@ -194,24 +194,34 @@ def test_a_run_left_training_by_a_dead_process_is_failed_once_its_lease_has_laps
 
 def test_the_schedule_runs_only_when_enough_new_curated_faces_arrived(tmp_path, face_data_dir,
                                                                       tiny_generator_file):
+    from apscheduler.events import EVENT_JOB_EXECUTED
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
     data_dir = tmp_path / "data"
     shutil.copytree(face_data_dir, data_dir)
 
     async def go():
         async with make_retrainer(data_dir, tiny_generator_file, every_s=0.2, min_new=3) as retrainer:
+            checks = asyncio.Queue()
             scheduler = AsyncIOScheduler()
+            scheduler.add_listener(lambda event: checks.put_nowait(event.job_id), EVENT_JOB_EXECUTED)
             scheduler.start()
             retrainer.schedule(scheduler)
-            await asyncio.sleep(1.0)
-            idle = retrainer.running, await retrainer.wait()
+
+            async def after_checks(n: int) -> tuple[str, int | None] | None:
+                """Whether a run is going once ``n`` more scheduled checks have finished."""
+                for _ in range(n):
+                    await asyncio.wait_for(checks.get(), 30)
+                return retrainer.running
+
+            idle = await after_checks(3), await retrainer.wait()
             curate(data_dir, hair=2, n=8)
             deadline = time.monotonic() + 30
             while retrainer.running is None and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
             outcome = await retrainer.wait()
-            await asyncio.sleep(1.0)  # later checks find nothing new: the candidate was trained on all of it
-            again = retrainer.running
+            while not checks.empty():  # checks that ended during the run
+                checks.get_nowait()
+            again = await after_checks(3)  # later checks find nothing new: the candidate was trained on all of it
             scheduler.shutdown(wait=False)
             return idle, outcome, again
     idle, outcome, again = asyncio.run(go())
