@@ -22,6 +22,7 @@ from bot.curation import CurationRules
 from bot.store.database import is_postgres
 from generator.sketch_input import UploadLimits
 from training.gate import Margins
+from training.retrain import FineTune
 
 
 class ConfigError(ValueError):
@@ -88,20 +89,13 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
-class TrainingConfig:
+class TrainingConfig(FineTune):
+    """The scheduled retraining: when it runs, how it fine-tunes (``FineTune``) and how the gate judges."""
     cron: str = "30 3 * * *"  # when to check for new curated faces (crontab: minute hour day month weekday; UTC)
     every_s: float = 0.0  # check every N seconds instead of by cron (tests, tiny deployments); 0 = cron
     min_new: int = 50  # curated faces the active model was not trained on that start a run
     steps: int = 1500  # fine-tuning steps per run
     minutes: float = 45.0  # or CPU-minutes of the training loop, whichever ends first (0: steps only)
-    batch: int = 64
-    threads: int = 1  # torch threads of the training process, which also runs at nice 10
-    d_warmup: int = 100  # first steps train only the fresh discriminator
-    g_ramp: int = 0  # then G's rate rises from 0 to lr over these steps
-    d_ramp: int = 0  # D's rate rises from 0 over the first steps (a kept D's fresh Adam moments)
-    curated_share: float = 0.25  # at most this share of each batch is curated faces
-    curated_half: int = 20  # curated faces that get half of curated_share
-    lr: float = 1e-4  # fine-tuning learning rate (training from scratch uses 2e-4)
     margin_hair_ratio: float = 0.02  # the gate: how much worse than the active model a candidate may be
     margin_eye_ratio: float = 0.02
     margin_diversity_ratio: float = 0.03

@@ -253,10 +253,7 @@ class Retrainer:
                                requested_by: str) -> RunOutcome:
         c = self.cfg
         opts = RetrainOptions(data=str(run_dir / ROWS_NAME), run=str(run_dir), parent=str(parent), version=version,
-                              parent_d=str(parent_d or ""),
-                              steps=c.steps, minutes=c.minutes, batch=c.batch, threads=c.threads, d_warmup=c.d_warmup,
-                              g_ramp=c.g_ramp, d_ramp=c.d_ramp, curated_share=c.curated_share,
-                              curated_half=c.curated_half, lr=c.lr)
+                              parent_d=str(parent_d or ""), **c.tuning())
         why = await (self._train_on_ray(opts) if c.backend == "ray" else self._train_in_child(opts))
         if why:
             return await self._failed(version, why)

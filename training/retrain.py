@@ -15,26 +15,36 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import MISSING, asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
-@dataclass
-class RetrainOptions:
+@dataclass(frozen=True, kw_only=True)
+class FineTune:
+    """How a run fine-tunes: ``[training]`` in bot.toml holds these and the run hands them to the training loop
+    by name, so a new setting is written here once."""
+    steps: int = 1000
+    minutes: float = 0.0   # CPU-minutes of the training loop, whichever of steps and minutes ends first; 0: steps only
+    batch: int = 64
+    threads: int = 1       # torch threads of the training process, which also runs at nice 10
+    d_warmup: int = 100    # first steps train only the fresh discriminator
+    g_ramp: int = 0        # then G's rate rises from 0 to lr over these steps
+    d_ramp: int = 0        # D's rate rises from 0 over the first steps (a kept D's fresh Adam moments)
+    curated_share: float = 0.25  # at most this share of each batch is curated faces
+    curated_half: int = 20  # curated faces that get half of curated_share
+    lr: float = 1e-4       # fine-tuning learning rate (training from scratch uses 2e-4)
+
+    def tuning(self) -> dict[str, int | float]:
+        """These settings alone (not those of a subclass), by name."""
+        return {f.name: getattr(self, f.name) for f in fields(FineTune)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrainOptions(FineTune):
     data: str              # the run's faces: a rows file (training.dataset.write_rows), or a data directory
     run: str               # this run's folder
     parent: str            # weights of the model that serves now
     version: str           # the name the candidate will carry
     parent_d: str = ""     # the parent's discriminator, if kept (else the run starts a fresh one)
-    steps: int = 1000
-    minutes: float = 0.0   # CPU-minutes of the training loop, whichever of steps and minutes ends first; 0: steps only
-    batch: int = 64
-    threads: int = 1
-    d_warmup: int = 100
-    g_ramp: int = 0
-    d_ramp: int = 0
-    curated_share: float = 0.25
-    curated_half: int = 20
-    lr: float = 1e-4
 
 
 def retrain(opts: RetrainOptions, progress: bool = False) -> dict:
@@ -53,12 +63,10 @@ def retrain(opts: RetrainOptions, progress: bool = False) -> dict:
     _, data = source_rows(Path(opts.data), "train", ("base", "curated"))  # what the loop loads: the exact data
     # A run is never resumed (a killed one fails), so its only snapshot and grid are the last, written when
     # the steps or the CPU-minutes run out, whichever comes first.
-    exported = training_loop(TrainOptions(
-        data=opts.data, run=opts.run, steps=opts.steps, minutes=opts.minutes or None, clock="cpu", batch=opts.batch,
-        threads=opts.threads, init=opts.parent, init_d=opts.parent_d or None, d_warmup=opts.d_warmup,
-        g_ramp=opts.g_ramp, d_ramp=opts.d_ramp, curated_share=opts.curated_share, curated_half=opts.curated_half,
-        lr=opts.lr, snapshot_every=opts.steps, sample_every=opts.steps, log_every=max(1, min(25, opts.steps // 10))),
-        progress=progress)
+    exported = training_loop(TrainOptions(**{
+        **opts.tuning(), "minutes": opts.minutes or None, "data": opts.data, "run": opts.run, "clock": "cpu",
+        "init": opts.parent, "init_d": opts.parent_d or None, "snapshot_every": opts.steps,
+        "sample_every": opts.steps, "log_every": max(1, min(25, opts.steps // 10))}), progress=progress)
     parent, _ = load_module(opts.parent)
     candidate, meta = load_module(exported)
     candidate_path = run / "candidate.safetensors"
