@@ -216,7 +216,8 @@ class SketchSampler(Sampler):
 
     @torch.inference_mode()
     def draw(self, sketch: torch.Tensor, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """(B, 1, 64, 64) sketches, (B, z_dim) latents and (B, 22) conditions -> (B, 3, 64, 64) uint8 faces."""
+        """(B, 1, 64, 64) sketches, (B, z_dim) latents and (B, 22) conditions -> (B, 3, S, S) uint8 faces (S: 64,
+        or 128 for an encoder on a 128 px face model)."""
         return to_uint8(self.G(sketch.to(self.device), z.to(self.device), cond.to(self.device)))
 
     def faces(self, sketch: torch.Tensor, hair: Sequence[int], eye: Sequence[int], seeds: Sequence[int]

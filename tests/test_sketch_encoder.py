@@ -74,6 +74,33 @@ def test_training_steps_are_finite_and_a_resumed_run_matches_a_straight_one(tmp_
     assert meta["step"] == 4 and meta["face"] == face_reference(tiny_generator_file)
 
 
+def test_an_encoder_trains_against_a_128_px_face_model_and_serves_its_128_px_faces(tmp_path):
+    """Drawings and the consistency term work at 64 px; /sketch gets the face model's own 128 px faces, and the
+    yardstick compares them shrunk to 64 px."""
+    from generator.models import face_gan
+    from training.sketch_metrics import convert
+
+    torch.manual_seed(0)
+    G = face_gan.Generator(face_gan.Config(g_ch=4, size=128)).eval()
+    with torch.no_grad():
+        G.detail128.weight.normal_(0, 0.5)  # a grown model: the 128 px detail is not zero
+    face_file = tmp_path / "face128.safetensors"
+    save_module(G, face_file, G.cfg.to_dict(), step=1, version="face128-v1")
+    opts = SketchEncoderOptions(run=str(tmp_path / "run"), face=str(face_file), steps=2, batch=4, ch=4, threads=1,
+                                device="cpu", log_every=1, sample_every=2)
+    weights = training_loop(opts, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["consistency"]) and r["consistency"] > 0 for r in rows)
+
+    sampler = SketchSampler.load(weights, "cpu")
+    sketch = torch.from_numpy(rough_of_face(torch.tensor([[22.0, 30.0], [42.0, 30.0]]), 1))[None, None]
+    faces = sampler.faces(sketch, [7], [9], [5])
+    assert faces.shape == (1, 3, 128, 128)
+    shrunk = convert(sampler.G, sketch, torch.tensor([7]), torch.tensor([9]), latent(5, 128)[None])
+    assert shrunk.shape == (1, 3, 64, 64)
+    assert (shrunk.float() - faces.float().view(1, 3, 64, 2, 64, 2).mean((3, 5))).abs().mean() < 8
+
+
 def test_weights_round_trip_and_name_the_face_model_they_need(tmp_path, encoder_file, tiny_generator_file):
     E, meta = load_module(encoder_file)
     assert isinstance(E, SketchEncoder) and meta["config"]["arch"] == "sketch-encoder"

@@ -48,7 +48,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from generator.images import to_uint8
+from generator.images import resized, to_uint8
 from generator.models import tag_condition
 from generator.models.tagger import Tagger
 from generator.sampler import SketchSampler
@@ -78,23 +78,25 @@ def eye_window(images: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def convert(G: nn.Module, sketches: torch.Tensor, hair: torch.Tensor, eye: torch.Tensor,
             z: torch.Tensor) -> torch.Tensor:
-    """uint8 faces for sketches (N, 1, 64, 64) with the given tags and latents, in batches."""
+    """64 px uint8 faces for sketches (N, 1, 64, 64) with the given tags and latents, in batches (an encoder
+    on a 128 px face model draws 128 px faces: the figures compare them at 64 px, as the classifier reads)."""
     G.eval()
     device = next(G.parameters()).device
     out = []
     for i in range(0, len(sketches), BATCH):
         cond = tag_condition(hair[i:i + BATCH], eye[i:i + BATCH], N_HAIR, N_EYE)
-        out.append(to_uint8(G(sketches[i:i + BATCH].to(device), z[i:i + BATCH].to(device), cond.to(device))))
+        faces = G(sketches[i:i + BATCH].to(device), z[i:i + BATCH].to(device), cond.to(device))
+        out.append(resized(to_uint8(faces), 64))
     return torch.cat(out)
 
 
 @torch.no_grad()
 def faces_for_tags(G_face: nn.Module, hair: torch.Tensor, eye: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """uint8 faces of the face generator for the given tags and latents, in batches: the colour-matched
+    """64 px uint8 faces of the face generator for the given tags and latents, in batches: the colour-matched
     reference the sketch outputs are compared with."""
     G_face.eval()
-    return torch.cat([to_uint8(G_face(z[i:i + BATCH], tag_condition(hair[i:i + BATCH], eye[i:i + BATCH])))
-                      for i in range(0, len(hair), BATCH)])
+    return torch.cat([resized(to_uint8(G_face(z[i:i + BATCH], tag_condition(hair[i:i + BATCH], eye[i:i + BATCH]))),
+                              64) for i in range(0, len(hair), BATCH)])
 
 
 def edge_maps(images: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,8 @@ and random colours, the faces x = G(z, colours), and a drawing of each face, eit
 
 Losses: the encoder's mean to z (MSE), a Gaussian likelihood of z that teaches the log-variance how much of
 z the drawing leaves open (on the mean held fixed), and consistency: G(mean rescaled to the prior's norm,
-same colours) against x (L1), so the face drawn back looks like the face drawn. The run folder follows the
+same colours) against x (L1), so the face drawn back looks like the face drawn. A 128 px face generator's
+faces are shrunk to 64 px first: the drawings, the yardstick and the term all work at 64 px. The run folder follows the
 other loops (options, stats, loss curve, grids, snapshots, resume); ``sketch-encoder.safetensors`` records
 the face generator it was trained against (``generator.weights.face_reference``).
 """
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
@@ -72,14 +74,19 @@ def drawings(faces: torch.Tensor, n_rough: int, first_seed: int, gen: torch.Gene
     return torch.cat([*rough, *crude]).unsqueeze(1).to(faces.device)
 
 
+def at_64(faces: torch.Tensor) -> torch.Tensor:
+    """(B, 3, 64 or 128, ...) float faces at 64 px (area average, so gradients reach every pixel)."""
+    return faces if faces.shape[-1] == 64 else F.interpolate(faces, size=(64, 64), mode="area")
+
+
 def face_pairs(G_face: nn.Module, b: int, z_dim: int, gen: torch.Generator | None = None,
                device: torch.device = torch.device("cpu")) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(z, colour conditions, faces) of ``b`` faces the frozen face generator draws."""
+    """(z, colour conditions, 64 px faces) of ``b`` faces the frozen face generator draws."""
     z = torch.randn(b, z_dim, generator=gen).to(device)
     cond = tag_condition(torch.randint(N_HAIR, (b,), generator=gen), torch.randint(N_EYE, (b,), generator=gen))
     cond = cond.to(device)
     with torch.no_grad():
-        return z, cond, G_face(z, cond)
+        return z, cond, at_64(G_face(z, cond))
 
 
 def losses(E: SketchEncoder, G_face: nn.Module, sketches: torch.Tensor, z: torch.Tensor, cond: torch.Tensor,
@@ -87,7 +94,7 @@ def losses(E: SketchEncoder, G_face: nn.Module, sketches: torch.Tensor, z: torch
     mean, log_var = E(sketches)
     latent = (mean - z).pow(2).mean()
     nll = 0.5 * (log_var + (z - mean.detach()).pow(2) / log_var.exp()).mean()
-    consistency = (G_face(on_prior_shell(mean), cond) - faces).abs().mean()
+    consistency = (at_64(G_face(on_prior_shell(mean), cond)) - faces).abs().mean()
     return {"loss": latent + nll + consistency_weight * consistency, "latent": latent, "nll": nll,
             "consistency": consistency, "spread": (0.5 * log_var).exp().mean()}
 
@@ -97,8 +104,8 @@ def sample_grid(E: SketchEncoder, G_face: nn.Module, fixed: dict[str, torch.Tens
     """Rows: the drawing, the face it was drawn from, the face re-drawn from the encoder's mean, and the face
     as /sketch serves it (the seed's latent filling in)."""
     E.eval()
-    redrawn = G_face(on_prior_shell(E(fixed["sketches"])[0]), fixed["cond"])
-    served = EncodedSketchToFace(E, G_face)(fixed["sketches"], fixed["noise"], fixed["cond"])
+    redrawn = at_64(G_face(on_prior_shell(E(fixed["sketches"])[0]), fixed["cond"]))
+    served = at_64(EncodedSketchToFace(E, G_face)(fixed["sketches"], fixed["noise"], fixed["cond"]))
     E.train()
     rows = torch.stack([to_rgb(fixed["sketches"]), fixed["faces"], redrawn, served], 1).flatten(0, 1)
     return grid(to_uint8(rows), 4)
