@@ -138,6 +138,7 @@ def cmd_sample(args: argparse.Namespace, cfg: Config) -> int:
         sampler = FaceSampler.load(args.weights or cfg.generator.weights or None, cfg.generator.device)
         if args.upscaler:
             sampler.with_upscaler(args.upscaler)
+        args.size = args.size or sampler.face_px
         if args.mode:
             path = sample_files.write_mode(sampler, out, args.mode, hair, eye, args.n, args.seed,
                                            args.size, hair2, eye2, args.seed2, args.frames)
@@ -329,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--out", required=True, help="output folder (or .gif/.png file for modes)")
     sample.add_argument("--weights", help="generator weights (default: the bundled ones)")
-    sample.add_argument("--size", type=int, choices=[64, 128, 256], default=64, help="display size of each face")
+    sample.add_argument("--size", type=int, choices=[64, 128, 256], help="display size (default: the model's own)")
     sample.add_argument("--upscaler", help="2x upscaler weights: draws the 128 px faces (256 px: Lanczos from them)")
     sample.add_argument("--per-tag", dest="per_tag", type=int, help="N faces for each of the 120 tag pairs")
     sample.add_argument("--mode", choices=["fix-noise", "change-hair", "change-eye", "fix-hair-eye", "interpolate"])
@@ -345,8 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     sketch.add_argument("--hair", help="hair colour, any word /waifu understands (default: from the seed)")
     sketch.add_argument("--eye", help="eye colour (default: from the seed)")
     sketch.add_argument("--seed", type=int, default=0, help="the same drawing and seed paint the same face")
-    sketch.add_argument("--size", type=int, choices=[64, 128, 256, 512], default=64,
-                        help="display size of the face (Lanczos)")
+    sketch.add_argument("--size", type=int, choices=[64, 128, 256, 512], help="display size (default: the face's own)")
     sketch.add_argument("--weights", help="sketch model weights, a CycleGAN generator or a sketch encoder (default: "
                         "[generator] sketch_weights, else the bundled ones of [generator] sketch_mode)")
     sketch.set_defaults(func=cmd_sketch)

@@ -156,6 +156,11 @@ class FaceSampler(Sampler):
     archs = ("acgan", "face-gan", "seed-acgan")
     upscaler: UpscalerSampler | None = None
 
+    @property
+    def face_px(self) -> int:
+        """The size the generator draws its faces at (64, or 128 for a face-gan-128)."""
+        return getattr(self.G.cfg, "size", 64)
+
     def with_upscaler(self, path: str | os.PathLike) -> Self:
         """Draw faces of 128 px and more through the upscaler in ``path``."""
         self.upscaler = UpscalerSampler.load(path, str(self.device))

@@ -217,3 +217,6 @@ def test_a_128_px_face_model_hot_swaps_in_and_the_bot_sends_its_own_128_px_faces
     sampled = from_pil(Image.open(out / "000.png"))
     assert sampled.shape == (3, 128, 128) and torch.equal(native, sampled)
     assert torch.equal(shown, from_pil(to_pil(sampled, 256)))
+    assert main(["sample", "--weights", str(big), "-n", "1", "--hair", "pink", "--eye", "blue", "--seed", "7",
+                 "--out", str(tmp_path / "own")]) == 0  # no --size: the model's own 128 px
+    assert torch.equal(from_pil(Image.open(tmp_path / "own" / "000.png")), sampled)
