@@ -51,10 +51,12 @@ def scratch_copy(data: Path, into: Path) -> Path:
     return into
 
 
-def curate(data: Path, hair: int, n: int) -> int:
+def curate(data: Path, hair: int, n: int, size: int) -> int:
+    """Mark ``n`` training faces of one hair colour curated, of the serving model's size (chat curates the
+    pictures it sent: a 128 px model's at 128 px)."""
     conn = sqlite3.connect(data / DB_NAME)
-    rows = [i for i, sha in conn.execute("SELECT id, sha256 FROM images WHERE hair = ? AND status = 'base' "
-                                         "ORDER BY id", (hair,)) if not is_heldout(sha)][:n]
+    rows = [i for i, sha in conn.execute("SELECT id, sha256 FROM images WHERE hair = ? AND size = ? AND "
+                                         "status = 'base' ORDER BY id", (hair, size)) if not is_heldout(sha)][:n]
     conn.executemany("UPDATE images SET status = 'curated' WHERE id = ?", [(i,) for i in rows])
     conn.commit()
     conn.close()
@@ -127,8 +129,9 @@ def main() -> int:
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = scratch_copy(args.data, Path(tmp) / "data")
-        n = curate(data, HAIR_COLORS.index(args.hair), args.curated)
-        print(f"curated {n} {args.hair}-haired training faces (marked as voted up)", flush=True)
+        size = read_metadata(args.weights)["config"].get("size", 64)
+        n = curate(data, HAIR_COLORS.index(args.hair), args.curated, size)
+        print(f"curated {n} {args.hair}-haired {size} px training faces (marked as voted up)", flush=True)
         return asyncio.run(run(args, data))
 
 
