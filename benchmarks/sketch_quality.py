@@ -31,6 +31,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from generator.images import grid, to_uint8  # noqa: E402
@@ -75,14 +76,15 @@ def speed(G: torch.nn.Module, repeats: int = 50) -> tuple[float, float]:
 
 @torch.no_grad()
 def picture(G: torch.nn.Module, ev: SketchEvaluator, rows: int = 4, seed: int = 0):
-    """Rows of held-out doodles then rough pad drawings (the yardstick's): the sketch, then its face in each
-    SAMPLE_TAGS pair."""
+    """Rows of held-out doodles then rough pad drawings (the yardstick's): the sketch (enlarged to the faces'
+    size), then its face in each SAMPLE_TAGS pair."""
     hair = torch.tensor([HAIR_COLORS.index(h) for h, _ in SAMPLE_TAGS])
     eye = torch.tensor([EYE_COLORS.index(e) for _, e in SAMPLE_TAGS])
     z = torch.randn(len(SAMPLE_TAGS), G.cfg.z_dim, generator=torch.Generator().manual_seed(seed))
     tiles = []
     for s in torch.cat([ev.sketches["doodle"][:rows], rough_set(rows).sketches]):
-        tiles += [to_rgb(s[None]), G(s[None].expand(len(hair), -1, -1, -1), z, tag_condition(hair, eye))]
+        faces = G(s[None].expand(len(hair), -1, -1, -1), z, tag_condition(hair, eye))
+        tiles += [F.interpolate(to_rgb(s[None]), size=faces.shape[-2:], mode="nearest"), faces]
     return grid(to_uint8(torch.cat(tiles)), len(SAMPLE_TAGS) + 1)
 
 
