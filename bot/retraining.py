@@ -33,7 +33,7 @@ from bot.store.leases import Leases
 from generator.model_kinds import KINDS, weights_map
 from generator.weights import BUNDLED_DISCRIMINATOR, BUNDLED_GENERATOR, read_metadata, weights_version
 from training import registry
-from training.dataset import FaceRow, read_rows, read_tagged_rows, write_rows
+from training.dataset import FaceRow, of_size, read_rows, read_tagged_rows, write_rows
 from training.gate import judge
 from training.lifecycle import Lifecycle
 from training.registry import ModelRecord
@@ -47,8 +47,9 @@ log = logging.getLogger(__name__)
 RUN_LEASE = "retraining-run"  # held by the process whose run goes; no other process starts one meanwhile
 RUN_LEASE_S = 120.0  # renewed every quarter of this while the run goes: a process that dies frees it this soon
 ROWS_NAME = "rows.json"  # in the run folder: the faces the run trains and measures on
-NO_BASE_FACES = ("No retraining run: the database holds no imported faces to fine-tune on beside the curated ones "
-                 "(`moebot import` puts them in the SQLite file of data_dir; see the README on PostgreSQL).")
+NO_BASE_FACES = ("No retraining run: the database holds no imported {size} px faces to fine-tune the serving model on "
+                 "beside the curated ones (`moebot import{flag}` puts them in the SQLite file of data_dir; see the "
+                 "README on PostgreSQL).")
 
 
 @dataclass(frozen=True)
@@ -159,11 +160,12 @@ class Retrainer:
             return "A retraining run is going in another moebot process; try again when it has finished."
         try:
             rows = await read_rows(self.db, ("base", "curated"))  # every size: the parent's preset picks its own
-            if not any(r.status == "base" for r in rows):
-                await self.leases.release(RUN_LEASE, self._holder)
-                return NO_BASE_FACES
-            await registry.fail_interrupted(self.db)  # this process holds the lease: a run left 'training' died
             parent_version, parent_path, parent_d = await self._parent()
+            size = read_metadata(parent_path)["config"].get("size", 64)
+            if not any(r.status == "base" for r in of_size(rows, size)):
+                await self.leases.release(RUN_LEASE, self._holder)
+                return NO_BASE_FACES.format(size=size, flag="" if size == 64 else f" <folder> --size {size}")
+            await registry.fail_interrupted(self.db)  # this process holds the lease: a run left 'training' died
             self._version = f"ft-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
             self._started = datetime.now(timezone.utc)
             run_dir = self.data_dir / "retrain" / self._version

@@ -20,8 +20,8 @@ from torch import nn
 from generator.models import acgan, face_gan, seed_acgan, sketch_encoder, sketch_gan, tagger, upscaler
 
 BUNDLED_DIR = Path(__file__).parent / "weights"
-BUNDLED_GENERATOR = BUNDLED_DIR / "acgan.safetensors"
-BUNDLED_DISCRIMINATOR = BUNDLED_DIR / "acgan-d.safetensors"  # the bundled generator's partner: fine-tunes start here
+BUNDLED_GENERATOR = BUNDLED_DIR / "face-gan-128.safetensors"
+BUNDLED_DISCRIMINATOR = BUNDLED_DIR / "face-gan-128-d.safetensors"  # its partner: fine-tunes start here
 BUNDLED_TAGGER = BUNDLED_DIR / "tagger.safetensors"
 BUNDLED_SKETCH = BUNDLED_DIR / "sketch.safetensors"
 BUNDLED_SKETCH_ENCODER = BUNDLED_DIR / "sketch-encoder.safetensors"

@@ -17,8 +17,10 @@ import torch
 import migrations
 from bot.config import TrainingConfig
 from bot.retraining import RUN_LEASE, Retrainer
+from conftest import draw_face
 from fakes.bot_parts import database
 from generator.active_model import read_active
+from generator.tags import EYE_COLORS, HAIR_COLORS
 from training import registry
 from training.dataset import FaceDataset
 from training.gate import Margins, judge
@@ -58,6 +60,25 @@ def curate(data_dir: Path, hair: int, n: int) -> list[int]:
     conn.executemany("UPDATE images SET status = 'curated' WHERE id = ?", [(i,) for i in rows])
     conn.close()
     return rows
+
+
+def add_128_px_faces(data_dir, n_pairs: int = 8) -> None:
+    """Import drawn 128 px faces (colours read by the classifier) beside the tagged 64 px ones."""
+    import migrations
+    from training.auto_tags import tag_untagged
+    from training.importer import import_folder
+
+    src = data_dir.parent / "big"
+    src.mkdir()
+    for i, (hair, eye) in enumerate(zip(HAIR_COLORS[:n_pairs], EYE_COLORS[:n_pairs])):
+        for k in range(4):
+            draw_face(hair, eye, seed=500 + 4 * i + k, size=128).save(src / f"{i}-{k}.png")
+    conn = migrations.connect(data_dir / "moebot.db")
+    try:
+        import_folder(conn, data_dir, src, progress=False, size=128)
+        tag_untagged(conn, data_dir, progress=False)
+    finally:
+        conn.close()
 
 
 # a fine-tune that ruins a good model (Adam steps of 5 wreck every weight) under the default gate
@@ -120,6 +141,7 @@ def test_a_fine_tune_of_the_bundled_model_starts_from_its_discriminator(tmp_path
     from generator.weights import BUNDLED_DISCRIMINATOR, BUNDLED_GENERATOR
     data_dir = tmp_path / "data"
     shutil.copytree(face_data_dir, data_dir)
+    add_128_px_faces(data_dir)
     curate(data_dir, hair=0, n=4)
 
     async def go():
@@ -132,6 +154,21 @@ def test_a_fine_tune_of_the_bundled_model_starts_from_its_discriminator(tmp_path
     assert outcome.promoted, outcome.reason
 
 
+def test_a_128_px_serving_model_without_imported_128_px_faces_is_told_to_import_them(tmp_path, face_data_dir):
+    """Only the 64 px set imported: the bundled 128 px model has nothing of its size to fine-tune on."""
+    from generator.weights import BUNDLED_GENERATOR
+    data_dir = tmp_path / "data"
+    shutil.copytree(face_data_dir, data_dir)
+    curate(data_dir, hair=0, n=4)
+
+    async def go():
+        async with make_retrainer(data_dir, BUNDLED_GENERATOR) as retrainer:
+            return await retrainer.start("telegram:1"), retrainer.running
+    answer, running = asyncio.run(go())
+    assert "no imported 128 px faces" in answer and "`moebot import <folder> --size 128`" in answer
+    assert running is None and not (data_dir / "retrain").exists()
+
+
 def _heldout(conn: sqlite3.Connection, image_id: int) -> bool:
     from training.dataset import is_heldout
     return is_heldout(conn.execute("SELECT sha256 FROM images WHERE id = ?", (image_id,)).fetchone()[0])
@@ -142,6 +179,7 @@ def test_a_worse_candidate_is_rejected_and_the_active_model_keeps_serving(tmp_pa
     from generator.weights import BUNDLED_GENERATOR
     data_dir = tmp_path / "data"
     shutil.copytree(face_data_dir, data_dir)
+    add_128_px_faces(data_dir)
     curate(data_dir, hair=0, n=4)
 
     async def go():

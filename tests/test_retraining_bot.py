@@ -18,7 +18,7 @@ from fakes.bot_parts import closed, make_core
 from fakes.telegram_server import FakeTelegram
 from generator.active_model import follow_promotions
 from generator.weights import BUNDLED_GENERATOR, read_metadata, weights_version
-from test_retraining import RUIN, make_retrainer
+from test_retraining import RUIN, add_128_px_faces, make_retrainer
 from test_telegram_bot import keyboard_of
 from test_telegram_curation import message_of
 
@@ -29,6 +29,7 @@ BUNDLED = weights_version(BUNDLED_GENERATOR, read_metadata(BUNDLED_GENERATOR))
 def test_votes_schedule_gate_promotion_rejection_kill_and_rollback(tmp_path, face_data_dir):
     data_dir = tmp_path / "data"
     shutil.copytree(face_data_dir, data_dir)
+    add_128_px_faces(data_dir)  # the bundled model draws 128 px faces and fine-tunes on them
     serving = BUNDLED_GENERATOR  # a good model, which a ruinous run is sure to make worse
 
     async def go():

@@ -19,7 +19,7 @@ from fakes.bot_parts import closed, make_core
 from generator.tags import EYE_COLORS, HAIR_COLORS, eye_index, hair_index
 from generator.weights import read_metadata
 from test_curation import VOTERS, vote_all
-from test_retraining import curate, make_retrainer
+from test_retraining import add_128_px_faces, curate, make_retrainer
 from training.dataset import FaceDataset, is_heldout
 
 
@@ -47,25 +47,6 @@ def test_a_run_ends_at_its_cpu_minute_budget_before_its_steps(tmp_path, face_dat
     assert logged == list(range(25, step + 1, 25))
 
 
-def _with_128_px_faces(data_dir, n_pairs: int = 8) -> None:
-    """Import drawn 128 px faces (colours read by the classifier) beside the tagged 64 px ones."""
-    import migrations
-    from training.auto_tags import tag_untagged
-    from training.importer import import_folder
-
-    src = data_dir.parent / "big"
-    src.mkdir()
-    for i, (hair, eye) in enumerate(zip(HAIR_COLORS[:n_pairs], EYE_COLORS[:n_pairs])):
-        for k in range(4):
-            draw_face(hair, eye, seed=500 + 4 * i + k, size=128).save(src / f"{i}-{k}.png")
-    conn = migrations.connect(data_dir / "moebot.db")
-    try:
-        import_folder(conn, data_dir, src, progress=False, size=128)
-        tag_untagged(conn, data_dir, progress=False)
-    finally:
-        conn.close()
-
-
 def test_a_face_gan_128_parent_is_retrained_on_curated_128_px_faces_and_judged(tmp_path, face_data_dir):
     import torch
 
@@ -77,7 +58,7 @@ def test_a_face_gan_128_parent_is_retrained_on_curated_128_px_faces_and_judged(t
 
     data_dir = tmp_path / "data"
     shutil.copytree(face_data_dir, data_dir)
-    _with_128_px_faces(data_dir)
+    add_128_px_faces(data_dir)
     conn = sqlite3.connect(data_dir / "moebot.db")
     big = [(i, sha) for i, sha in conn.execute("SELECT id, sha256 FROM images WHERE size = 128 ORDER BY id")]
     curated = [i for i, sha in big if not is_heldout(sha)][:6]

@@ -110,7 +110,8 @@ def test_without_imported_faces_in_the_database_no_run_starts(postgres_url, tmp_
         finally:
             await store.close()
     answer, running, held, models = asyncio.run(go())
-    assert answer == NO_BASE_FACES and running is None and held is None and models == []
+    assert answer == NO_BASE_FACES.format(size=64, flag="") and running is None and held is None
+    assert [m.state for m in models] == ["active"]  # the serving model, recorded; no run
 
 
 def test_moebot_import_on_postgres_feeds_the_scheduled_retraining(postgres_url, tmp_path, monkeypatch, capsys,
