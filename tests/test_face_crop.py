@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import draw_face
+from conftest import bundled_faces_at_64, draw_face
 from generator import face_crop
 from generator.face_crop import (NOTHING_DRAWN, FaceDetectorUnavailable, crop_faces, detect_faces, has_content,
                                  read_picture, search_scales, smallest_findable, square_box)
@@ -18,13 +18,9 @@ needs_animeface = pytest.mark.skipif(find_spec("animeface") is None, reason="ani
 
 @pytest.fixture(scope="module")
 def gan_faces() -> list[Image.Image]:
-    """64x64 faces from the bundled generator that the detector finds (it finds none of conftest's cartoons;
-    of 48 generated faces it finds 42 as they are, see generator/face_crop.py)."""
-    from generator.images import to_pil
-    from generator.sampler import FaceSampler
-
-    faces = FaceSampler.load(device="cpu").faces([7, 8], [9, 6], [0, 2])  # pink/blue, blue/green
-    return [to_pil(f) for f in faces]
+    """64x64 faces from the bundled generator, framed like the 64 px set, that the detector finds (it finds none
+    of conftest's cartoons)."""
+    return bundled_faces_at_64([7, 11], [9, 8], [0, 1])  # pink/blue, blonde/red
 
 
 def backdrop(w: int, h: int) -> Image.Image:

@@ -4,7 +4,7 @@ import io
 
 import numpy as np
 import pytest
-from conftest import draw_face, make_face_folder
+from conftest import bundled_faces_at_64, draw_face, make_face_folder
 from PIL import Image, ImageEnhance
 
 from training.near_duplicates import (CACHE, THRESHOLD, WORDS, FaceHashIndex, NearDuplicate, face_hash, hamming,
@@ -15,10 +15,7 @@ from training.near_duplicates import (CACHE, THRESHOLD, WORDS, FaceHashIndex, Ne
 def gan_faces() -> list[Image.Image]:
     """Faces from the bundled generator: the faces THRESHOLD was measured on (conftest's flat cartoons
     flip more bits when shifted than drawn faces do)."""
-    from generator.images import to_pil
-    from generator.sampler import FaceSampler
-
-    return [to_pil(f) for f in FaceSampler.load(device="cpu").faces([7, 11, 2], [9, 8, 4], [0, 1, 2])]
+    return bundled_faces_at_64([7, 11, 2], [9, 8, 4], [0, 1, 2])
 
 
 def distance(a: Image.Image, b: Image.Image) -> int:
