@@ -23,7 +23,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-from generator.images import png_bytes, side_by_side  # noqa: E402
+from bot.pictures import beside_png  # noqa: E402
+from generator.images import to_pil  # noqa: E402
+from generator.requests import Pictures  # noqa: E402
 from generator.metrics import percentile  # noqa: E402
 from generator.sampler import SketchSampler  # noqa: E402
 from generator.sketch_input import normalise_sketch  # noqa: E402
@@ -72,7 +74,7 @@ def main() -> None:
             t1 = time.perf_counter()
             face = sampler.faces(torch.from_numpy(sketch.pixels)[None, None], [i % 12], [i % 10], [i])[0]
             t2 = time.perf_counter()
-            reply = png_bytes(side_by_side(sketch.to_image(), face, args.size))
+            reply = beside_png(sketch.to_image(), Pictures((to_pil(face, args.size),), sampler.version), args.size)
             t3 = time.perf_counter()
             if i >= 3:
                 for key, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t3 - t0)):

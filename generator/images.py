@@ -37,8 +37,3 @@ def grid(images: torch.Tensor, ncol: int, pad: int = 2, cell: int | None = None)
 def from_pil(img: Image.Image) -> torch.Tensor:
     """A PIL image as a (3, H, W) uint8 tensor, the layout ``grid`` tiles."""
     return torch.from_numpy(np.array(img.convert("RGB"))).permute(2, 0, 1)
-
-
-def side_by_side(drawing: Image.Image, face: torch.Tensor, size: int) -> Image.Image:
-    """A drawing and the (3, H, W) uint8 face painted from it, each shown at ``size`` pixels, in one picture."""
-    return grid(torch.stack([from_pil(drawing), face]), 2, cell=size)

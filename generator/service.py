@@ -201,7 +201,7 @@ class DrawingService(abc.ABC):
             drawn = await self.faces(hs, es, ss, timeout, request.size)
         elif isinstance(request, MorphRequest):
             drawn = await self.draw(*morph_inputs(request.start, request.end, request.frames, self.z_dim), timeout)
-        else:  # a 64 px face like any other (the encoder path's is the face generator's): sharpened the same way
+        else:  # a face like any other (the encoder path's is the face generator's): sharpened the same way
             drawn = await self.sharpen(await self.sketch(torch.from_numpy(request.sketch)[None, None], [request.hair],
                                                          [request.eye], [request.seed], timeout), request.size, timeout)
         images = await self.encode(lambda d: tuple(to_pil(img, request.size) for img in d.images), drawn,
