@@ -151,6 +151,7 @@ def test_a_fine_tune_of_the_bundled_model_starts_from_its_discriminator(tmp_path
     outcome = asyncio.run(go())
     options = json.loads((data_dir / "retrain" / outcome.version / "options.json").read_text())
     assert options["init"] == str(BUNDLED_GENERATOR) and options["init_d"] == str(BUNDLED_DISCRIMINATOR)
+    assert options["g_cls_weight"] == 0.2  # [training]'s, handed to the loop by name
     assert outcome.promoted, outcome.reason
 
 

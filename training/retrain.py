@@ -32,6 +32,7 @@ class FineTune:
     curated_share: float = 0.25  # at most this share of each batch is curated faces
     curated_half: int = 20  # curated faces that get half of curated_share
     lr: float = 1e-4       # fine-tuning learning rate (training from scratch uses 2e-4)
+    g_cls_weight: float = 0.2  # G's colour loss, as the bundled models trained (1.0 smears eye colour on faces)
 
     def tuning(self) -> dict[str, int | float]:
         """These settings alone (not those of a subclass), by name."""
