@@ -32,7 +32,7 @@ from bot.config import TrainingConfig  # noqa: E402
 from bot.retraining import Retrainer  # noqa: E402
 from bot.store import Store  # noqa: E402
 from generator.tags import HAIR_COLORS  # noqa: E402
-from generator.weights import BUNDLED_GENERATOR, read_metadata  # noqa: E402
+from generator.weights import BUNDLED_GENERATOR, face_px, read_metadata  # noqa: E402
 from training.dataset import DB_NAME, is_heldout  # noqa: E402
 
 FIGURES = ("hair_ratio", "eye_ratio", "diversity_ratio", "fd", "hair_acc", "eye_acc")
@@ -129,7 +129,7 @@ def main() -> int:
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = scratch_copy(args.data, Path(tmp) / "data")
-        size = read_metadata(args.weights)["config"].get("size", 64)
+        size = face_px(args.weights)
         n = curate(data, HAIR_COLORS.index(args.hair), args.curated, size)
         print(f"curated {n} {args.hair}-haired {size} px training faces (marked as voted up)", flush=True)
         return asyncio.run(run(args, data))

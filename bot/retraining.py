@@ -31,7 +31,7 @@ from bot.config import TrainingConfig
 from bot.store.database import Database
 from bot.store.leases import Leases
 from generator.model_kinds import KINDS, weights_map
-from generator.weights import BUNDLED_DISCRIMINATOR, BUNDLED_GENERATOR, read_metadata, weights_version
+from generator.weights import BUNDLED_DISCRIMINATOR, BUNDLED_GENERATOR, face_px, read_metadata, weights_version
 from training import registry
 from training.dataset import FaceRow, of_size, read_rows, read_tagged_rows, write_rows
 from training.gate import judge
@@ -142,7 +142,7 @@ class Retrainer:
             return
         task = self._task
         new = await self._new_curated()
-        if self._task is not task or self.running is not None:
+        if self._task is not task:
             return
         if new < self.cfg.min_new:
             log.info("retraining: %d new curated faces, %d needed; not running", new, self.cfg.min_new)
@@ -161,7 +161,7 @@ class Retrainer:
         try:
             rows = await read_rows(self.db, ("base", "curated"))  # every size: the parent's preset picks its own
             parent_version, parent_path, parent_d = await self._parent()
-            size = read_metadata(parent_path)["config"].get("size", 64)
+            size = face_px(parent_path)
             if not any(r.status == "base" for r in of_size(rows, size)):
                 await self.leases.release(RUN_LEASE, self._holder)
                 return NO_BASE_FACES.format(size=size, flag="" if size == 64 else f" <folder> --size {size}")

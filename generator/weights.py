@@ -67,6 +67,11 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     return {k: json.loads(v) for k, v in meta.items()}
 
 
+def face_px(path: str | os.PathLike) -> int:
+    """The size a face generator's weights file draws its faces at: 64, or 128 for a face-gan-128."""
+    return read_metadata(path)["config"].get("size", 64)
+
+
 def weights_version(path: str | os.PathLike, meta: dict[str, Any]) -> str:
     """What a reply names as the model that drew it: the file's own version, else its name and step."""
     return str(meta.get("version") or f"{Path(path).stem}@{meta.get('step', '?')}")
